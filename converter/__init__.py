@@ -13,14 +13,21 @@ _PUBLIC = {
     "Model": ".models",
     "DEFAULT_MODEL": ".models",
     "export": ".pipeline",
+    "check_supported": ".pipeline",
     "Artifact": ".pipeline",
     "Task": ".tasks",
     "NoQuant": ".recipes",
+    "Fp16": ".recipes",
     "Int8Dynamic": ".recipes",
+    "Int8Static": ".recipes",
+    "Int4Weight": ".recipes",
     "RECIPES": ".recipes",
     "Onnx": ".backends.onnx",
+    "Ort": ".backends.ort",
     "FORMATS": ".backends",
-    "sentences": ".verify",
+    "inspect": ".inspection",
+    "Inspection": ".inspection",
+    "sentences": ".texts",
 }
 __all__ = sorted(_PUBLIC)
 

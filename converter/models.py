@@ -15,6 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers/huggingface_
 from pocketfit.errors import ModelNotFound, NotAModel
 from pocketfit.manifest import Source
 
+from .tasks import Task, spec
+
 DEFAULT_MODEL = "minilm"
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model")
@@ -22,11 +24,12 @@ _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model")
 
 @dataclass
 class Model:
-    """A loaded source model: the torch module, its tokenizer and where it came from."""
+    """A loaded source model: the torch module, its tokenizer, its task and where it came from."""
 
     module: Any  # a transformers PreTrainedModel in eval mode
     tokenizer: Any
     source: Source
+    task: Task = Task.FEATURE_EXTRACTION
 
     @property
     def parameters(self) -> int:
@@ -64,16 +67,17 @@ def resolve(ref: str | os.PathLike) -> tuple[Path, str | None]:
     return folder, None
 
 
-def load(ref: str | os.PathLike = DEFAULT_MODEL) -> Model:
-    """Load a model folder for export. The module is fp32 and in eval mode."""
+def load(ref: str | os.PathLike = DEFAULT_MODEL, task: Task = Task.FEATURE_EXTRACTION) -> Model:
+    """Load a model folder for export as `task`. The module is fp32 and in eval mode."""
     folder, revision = resolve(ref)
-    from transformers import AutoModel, AutoTokenizer
+    import transformers
 
+    auto = getattr(transformers, spec(task).AUTO_CLASS)
     try:
-        module = AutoModel.from_pretrained(folder, local_files_only=True, dtype="float32").eval()
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        module = auto.from_pretrained(folder, local_files_only=True, dtype="float32").eval()
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, KeyError, RuntimeError) as e:  # transformers' ways of saying "not loadable"
-        raise NotAModel(f"{folder} could not be loaded by transformers: {_first_line(e)}") from e
+        raise NotAModel(f"{folder} could not be loaded by transformers as {task.value}: {_first_line(e)}") from e
     vocab = getattr(module.config, "vocab_size", None)
     if vocab is not None and len(tokenizer) > vocab:
         raise NotAModel(
@@ -87,7 +91,7 @@ def load(ref: str | os.PathLike = DEFAULT_MODEL) -> Model:
         weights_sha256=_weights_hash(folder),
         revision=revision,
     )
-    return Model(module=module, tokenizer=tokenizer, source=source)
+    return Model(module=module, tokenizer=tokenizer, source=source, task=task)
 
 
 def _weights_hash(folder: Path) -> str:

@@ -6,20 +6,18 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from pocketfit.errors import UnsupportedCombination
+from pocketfit.errors import BadInput, UnsupportedCombination
 from pocketfit.files import ensure_dir, sha256, staged
-from pocketfit.manifest import Manifest
+from pocketfit.manifest import Manifest, Parity
 from pocketfit.progress import Progress, Silent
 
-from . import backends, tasks
+from . import backends, tasks, texts
 from .backends.onnx import Onnx
 from .models import Model
-from .recipes import NoQuant
+from .recipes import Int4Weight, Int8Static, NoQuant
 from .tasks import Task
-from .verify import sentences, verify
+
+_TOOLCHAIN = ("torch", "transformers", "onnx", "onnxruntime", "executorch", "torchao", "litert-torch", "ai-edge-litert", "ai-edge-quantizer")
 
 
 @dataclass(frozen=True)
@@ -28,59 +26,81 @@ class Artifact:
     manifest: Manifest
 
 
+def check_supported(fmt: object, recipe: object, task: Task) -> None:
+    """Refuse a format × recipe × task that the backend does not offer, naming what it does offer."""
+    backend = backends.backend(fmt)
+    if type(recipe) not in backend.RECIPES:
+        offered = ", ".join(r.name for r in backend.RECIPES)
+        raise UnsupportedCombination(f"format {fmt.name} has no recipe {recipe.name!r}; it offers: {offered}")
+    if task in backend.UNSUPPORTED_TASKS:
+        raise UnsupportedCombination(f"format {fmt.name} cannot export {task.value}: {backend.UNSUPPORTED_TASKS[task]}")
+    if isinstance(recipe, Int8Static):
+        texts.calibration(recipe.calibration)  # a bad calibration file fails now, not after the export
+
+
 def export(
     model: Model,
     out: Path,
     fmt: object = Onnx(),
     recipe: object = NoQuant(),
-    task: Task = Task.FEATURE_EXTRACTION,
+    max_context: int | None = None,
     progress: Progress = Silent(),
 ) -> Artifact:
-    """Export `model` to `out/model<suffix>` in `fmt`, shrunk by `recipe`, verified, with `out/manifest.json`.
+    """Export `model` to `out/model<suffix>` in `fmt`, shrunk by `recipe`, verified in the format's
+    runtime against the torch model, with `out/manifest.json` beside it.
 
-    The artifact appears under its final name only once it has been written and verified.
-    A parity below the recipe's floors is recorded in the manifest (`parity.passed`), not raised:
-    the caller decides whether that fails the job.
+    The artifact appears under its final name only once it has been written and verified. A
+    parity below the recipe's floors is recorded in the manifest (`parity.passed`), not raised:
+    the caller decides whether that fails the job. `max_context` sizes a decoder's KV cache.
     """
+    check_supported(fmt, recipe, model.task)
     backend = backends.backend(fmt)
-    if type(recipe) not in backend.RECIPES:
-        offered = ", ".join(r.name for r in backend.RECIPES)
-        raise UnsupportedCombination(f"format {fmt.name} has no recipe {recipe.name!r}; it offers: {offered}")
+    task = tasks.spec(model.task)
+    graph = task.graph(model, backend.CACHE, max_context)
+    if isinstance(recipe, Int4Weight) and not _has_linear_layers(graph.module):
+        raise BadInput(f"int4 quantizes linear layers, and {model.source.architecture} has none: use int8 or fp16")
     out = ensure_dir(Path(out))
     final = out / f"model{fmt.suffix}"
-    reference = tasks.wrap(task, model.module)
     start = time.perf_counter()
     with staged(final) as tmp:
-        with progress.step(f"Exporting {model.source.architecture} to {fmt.name} ({recipe.name})"):
-            backend.export(reference, tasks.signature(task), _sample(model, task), fmt, recipe, tmp)
-        with progress.step(f"Verifying in {fmt.runtime} on {len(sentences())} sentences"):
+        with progress.step(f"Exporting {model.source.architecture} ({model.task.value}) to {fmt.name}, {recipe.name}"):
+            facts = backend.export(graph, fmt, recipe, tmp)
+        with progress.step(f"Verifying in {fmt.runtime} against torch"):
             runner = backend.open(tmp)
-            parity = verify(model, task, reference, runner, fmt.runtime, tasks.FLOORS[type(recipe)])
+            metrics, inputs = task.evaluate(model, graph, lambda: backend.open(tmp))
+        floors = task.FLOORS[type(recipe)]
         manifest = Manifest(
             format=fmt.name,
             file=final.name,
             bytes=tmp.stat().st_size,
             sha256=sha256(tmp),
-            task=task.value,
+            task=model.task.value,
             parameters=model.parameters,
             quantization=recipe.describe(),
             inputs=runner.inputs,
             outputs=runner.outputs,
             source=model.source,
-            parity=parity,
+            parity=Parity(
+                reference="torch fp32 eager",
+                runtime=fmt.runtime,
+                inputs=inputs,
+                metrics=metrics,
+                floors=dict(floors),
+                passed=all(metrics[name] >= floor for name, floor in floors.items()),
+            ),
             pocketfit_version=version("pocketfit"),
-            toolchain={lib: version(lib) for lib in ("torch", "transformers", "onnx", "onnxruntime")},
+            toolchain={lib: version(lib) for lib in _TOOLCHAIN},
             export_seconds=round(time.perf_counter() - start, 2),
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            details=graph.details | facts,
         )
-        del runner  # release the session's hold on the file before it is renamed
+        del runner  # release the runtime's hold on the file before it is renamed
     manifest.write(out)
     return Artifact(final, manifest)
 
 
-def _sample(model: Model, task: Task) -> dict[str, torch.Tensor]:
-    """Example inputs for tracing. Two sentences of unequal length, padded: a batch or sequence
-    axis traced at size 1 would be fixed to 1 by torch.export."""
-    texts = sentences()[:2]
-    encoded = model.tokenizer(texts, padding=True, return_tensors="np")
-    return {name: torch.from_numpy(encoded[name].astype(np.int64)) for name in tasks.signature(task).inputs}
+def _has_linear_layers(module) -> bool:
+    import torch
+    from transformers.pytorch_utils import Conv1D  # GPT-2's linear layer, weights transposed
+
+    return any(isinstance(m, (torch.nn.Linear, Conv1D)) for m in module.modules())

@@ -15,6 +15,7 @@ import click
 from . import errors
 from .converter.backends import FORMATS
 from .converter.recipes import RECIPES
+from .converter.tasks import Task
 from .units import human, mib
 
 EXIT_CODES = [
@@ -54,35 +55,81 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 @cli.command()
 @click.argument("model")
-@click.option("--format", "format_", type=click.Choice(sorted(FORMATS)), default="onnx", show_default=True, help="Artifact format.")
+@click.option("--task", type=click.Choice([t.value for t in Task]), default=Task.FEATURE_EXTRACTION.value, show_default=True,
+              help="What the exported graph computes.")
+@click.option("--format", "format_", type=click.Choice(sorted(FORMATS) + ["all"]), default="onnx", show_default=True,
+              help="Artifact format; `all` writes one subfolder per format.")
 @click.option("--quant", type=click.Choice(list(RECIPES)), default="none", show_default=True, help="Shrink recipe.")
+@click.option("--max-context", type=click.IntRange(min=1), help="text-generation: positions in the static KV cache [default: 256].")
+@click.option("--calibration", type=click.Path(path_type=Path), help="int8-static: a text file, one calibration text per line.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output folder.")
-def export(model: str, format_: str, quant: str, output: Path) -> None:
+def export(model: str, task: str, format_: str, quant: str, max_context: int | None, calibration: Path | None, output: Path) -> None:
     """Export MODEL (a local Hugging Face folder, or `minilm`) and verify it in its runtime.
 
-    Writes OUTPUT/model.<format> and OUTPUT/manifest.json. Exits 1 when the artifact's parity
-    with the torch model falls below the recipe's floor.
+    Writes OUTPUT/model.<format> and OUTPUT/manifest.json (with --format all, one subfolder per
+    format; a format that cannot export the task is skipped with its reason). Exits 1 when an
+    artifact's parity with the torch model falls below the recipe's floor.
 
     \b
     pocketfit export minilm --format onnx --quant int8 -o out/minilm-int8
+    pocketfit export ./my-llama --task text-generation --format pte --quant int4 --max-context 512 -o out/llama
     """
-    from .converter import export as run_export, load
+    from .converter import check_supported, export as run_export, load
     from .converter.models import resolve
     from .files import ensure_dir
     from .progress import Console
 
-    resolve(model)  # bad paths fail here, in one line, before anything slow starts
+    the_task = Task(task)
+    if calibration is not None and quant != "int8-static":
+        raise click.UsageError("--calibration applies to --quant int8-static only")
+    if max_context is not None and the_task is not Task.TEXT_GENERATION:
+        raise click.UsageError("--max-context applies to --task text-generation only")
+    recipe = RECIPES[quant](calibration=calibration) if calibration else RECIPES[quant]()
+    formats = [FORMATS[f]() for f in (sorted(FORMATS) if format_ == "all" else [format_])]
+    plan, skipped = [], []
+    for fmt in formats:  # every refusal happens here, in one line, before anything slow starts
+        try:
+            check_supported(fmt, recipe, the_task)
+            plan.append(fmt)
+        except errors.UnsupportedCombination as e:
+            if format_ != "all":
+                raise
+            skipped.append(str(e))
+    resolve(model)
     ensure_dir(output)
     progress = Console()
-    with progress.step(f"Loading {model}"):
-        loaded = load(model)
-    artifact = run_export(loaded, output, FORMATS[format_](), RECIPES[quant](), progress=progress)
-    m = artifact.manifest
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in m.parity.metrics.items())
-    click.echo(f"{artifact.path}  {mib(m.bytes)}  parity on {m.parity.inputs} sentences: {metrics}")
-    if not m.parity.passed:
-        below = ", ".join(f"{k} {m.parity.metrics[k]:.4f} < {f}" for k, f in m.parity.floors.items() if m.parity.metrics[k] < f)
-        raise errors.CheckFailed(f"parity below the {quant} floor: {below} (artifact kept for inspection)")
+    with progress.step(f"Loading {model} for {task}"):
+        loaded = load(model, the_task)
+    failed = []
+    for fmt in plan:
+        folder = output / fmt.name if format_ == "all" else output
+        artifact = run_export(loaded, folder, fmt, recipe, max_context=max_context, progress=progress)
+        m = artifact.manifest
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in m.parity.metrics.items())
+        click.echo(f"{artifact.path}  {mib(m.bytes)}  parity over {m.parity.inputs} inputs: {metrics}")
+        if not m.parity.passed:
+            below = ", ".join(f"{k} {m.parity.metrics[k]:.4f} < {f}" for k, f in m.parity.floors.items() if m.parity.metrics[k] < f)
+            failed.append(f"{fmt.name}: {below}")
+    for reason in skipped:
+        click.echo(f"skipped: {reason}")
+    if failed:
+        raise errors.CheckFailed(f"parity below the {quant} floor: {'; '.join(failed)} (artifacts kept for inspection)")
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="How many of the largest tensors to list.")
+def inspect(artifact: Path, top: int) -> None:
+    """Print what ARTIFACT holds: format, size, constants by dtype, the largest tensors,
+    operators, and format-specific facts (for .pte: the planned arena per method and which
+    operators run in the XNNPACK delegate).
+
+    \b
+    pocketfit inspect out/minilm-int8/model.onnx
+    """
+    from .converter import inspect as read
+
+    click.echo(read(artifact).render(top))
 
 
 @cli.command()

@@ -29,7 +29,8 @@ def staged(final: Path) -> Iterator[Path]:
 
     The temporary name sits in the same folder so the rename is atomic.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    # The temporary name keeps the suffix: runtimes pick a file's format by it (onnxruntime: .ort).
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

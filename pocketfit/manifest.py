@@ -6,7 +6,7 @@ pocketfit writes against it.
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,8 @@ class Manifest:
     toolchain: dict[str, str]
     export_seconds: float
     created: str
+    # Format- and task-specific facts: a decoder's KV cache, ExecuTorch's planned arena, opsets.
+    details: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def test_model_folder_without_tokenizer(tiny_bert_dir, tmp_path):
     assert_one_line_error(result, 2, "no tokenizer")
 
 
-@pytest.mark.parametrize("option, value", [("--format", "pte"), ("--quant", "int3")])
+@pytest.mark.parametrize("option, value", [("--format", "coreml"), ("--quant", "int3"), ("--task", "translation")])
 def test_unknown_format_or_quant(option, value, tmp_path):
     result = run_cli("export", "minilm", option, value, "-o", str(tmp_path / "out"))
     assert_one_line_error(result, 2, option, value)

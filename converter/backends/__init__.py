@@ -1,14 +1,19 @@
-"""Export backends, one module per format, each offering the same few names:
+"""Export backends, one module per format, each offering the same names:
 
 - ``FORMAT``: the format's config dataclass (its ``name``, file ``suffix`` and ``runtime``);
-- ``RECIPES``: the shrink recipe types the backend implements;
-- ``export(module, signature, sample, fmt, recipe, path)``: write the artifact to ``path``;
-- ``open(path, threads=None)``: load the artifact in the format's own runtime, giving a
-  runner with ``inputs``, ``outputs`` and ``run(feeds)``.
+- ``RECIPES``: the shrink recipe types it implements;
+- ``CACHE``: where a decoder's KV cache lives in its artifacts (tasks.CacheStyle);
+- ``UNSUPPORTED_TASKS``: tasks it cannot export, each with the reason;
+- ``export(graph, fmt, recipe, path) -> dict``: write the artifact to ``path``; return facts for
+  the manifest;
+- ``open(path, threads=None)``: load the artifact in the format's own runtime, giving a runner
+  with ``inputs``/``outputs`` (TensorSpec, named as the graph's) and ``run(feeds) -> list``
+  (arrays in the graph's output order);
+- ``runtime_version()``: import the runtime and name it;
+- ``inspect(path) -> Inspection``: what the file holds, read without the source model.
 
-Core code looks a backend up here by its format config or by a file's suffix and never
-branches on the format. Backend modules import their runtime lazily, so that the measuring
-child process pays only for the runtime it needs.
+Core code looks a backend up here and never branches on the format. Backends import their
+runtime lazily, so the measuring child process pays only for the runtime it needs.
 """
 
 from pathlib import Path
@@ -16,9 +21,9 @@ from types import ModuleType
 
 from pocketfit.errors import InvalidArtifact
 
-from . import onnx
+from . import onnx, ort
 
-_BACKENDS: dict[type, ModuleType] = {m.FORMAT: m for m in (onnx,)}
+_BACKENDS: dict[type, ModuleType] = {m.FORMAT: m for m in (onnx, ort)}
 FORMATS: dict[str, type] = {f.name: f for f in _BACKENDS}
 
 

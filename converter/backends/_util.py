@@ -1,0 +1,46 @@
+"""Shared by the backends: quieting exporters, and turning their errors into one line."""
+
+import contextlib
+import io
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_NOISY = ("torch", "root", "onnxruntime", "onnxscript", "executorch", "absl", "litert_torch", "ai_edge_quantizer", "jax")
+
+
+def reason(e: BaseException) -> str:
+    """The useful line of an exporter or runtime error: its first line, and that of its root
+    cause when it wraps one (torch.onnx wraps the torch.export error that says what failed)."""
+
+    def first_line(err: BaseException) -> str:
+        lines = [line.strip() for line in _ANSI.sub("", str(err)).splitlines() if line.strip()]
+        return lines[0] if lines else type(err).__name__
+
+    root = e
+    while root.__cause__ is not None:
+        root = root.__cause__
+    if root is e:
+        return first_line(e)
+    stage = first_line(e).split(". ")[0].rstrip(".")  # the wrapper's sentence naming the failed step
+    return f"{stage}: {type(root).__name__}: {first_line(root)}"
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Exporters and quantizers print progress and advice meant for their own developers."""
+    sink = io.StringIO()
+    loggers = [logging.getLogger(name) for name in _NOISY]
+    loggers += [logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith(_NOISY)]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
