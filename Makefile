@@ -11,7 +11,7 @@ demo: env ## the main job on the embedded MiniLM: export fp32 + int8, verify, me
 	$(BIN)/pocketfit demo
 
 test: env ## the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 env: $(STAMP) check-torch
 

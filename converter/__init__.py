@@ -24,6 +24,8 @@ _PUBLIC = {
     "RECIPES": ".recipes",
     "Onnx": ".backends.onnx",
     "Ort": ".backends.ort",
+    "Pte": ".backends.pte",
+    "Tflite": ".backends.tflite",
     "FORMATS": ".backends",
     "inspect": ".inspection",
     "Inspection": ".inspection",

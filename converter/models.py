@@ -6,7 +6,7 @@ transformers is imported.
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class Model:
     tokenizer: Any
     source: Source
     task: Task = Task.FEATURE_EXTRACTION
+    graphs: dict = field(default_factory=dict, repr=False, compare=False)  # built once per (cache style, context)
 
     @property
     def parameters(self) -> int:

@@ -56,7 +56,10 @@ def export(
     check_supported(fmt, recipe, model.task)
     backend = backends.backend(fmt)
     task = tasks.spec(model.task)
-    graph = task.graph(model, backend.CACHE, max_context)
+    key = (backend.CACHE, max_context)
+    if key not in model.graphs:
+        model.graphs[key] = task.graph(model, *key)
+    graph = model.graphs[key]
     if isinstance(recipe, Int4Weight) and not _has_linear_layers(graph.module):
         raise BadInput(f"int4 quantizes linear layers, and {model.source.architecture} has none: use int8 or fp16")
     out = ensure_dir(Path(out))

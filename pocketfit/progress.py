@@ -1,6 +1,7 @@
 """Progress for long steps. The library reports steps; the CLI decides how they look."""
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -24,8 +25,13 @@ class Console:
     """One line per step on a stream: a ticking clock on a terminal, start and end lines otherwise."""
 
     def __init__(self, stream: TextIO = sys.stderr):
-        self.stream = stream
         self.live = stream.isatty()
+        try:
+            # A stream of our own on the terminal: libraries that silence their C++ logging by
+            # redirecting file descriptor 2 must not silence the progress display with it.
+            self.stream = os.fdopen(os.dup(stream.fileno()), "w", buffering=1)
+        except (AttributeError, OSError, ValueError):  # not backed by a file descriptor
+            self.stream = stream
 
     @contextlib.contextmanager
     def step(self, label: str) -> Iterator[None]:

@@ -1,4 +1,5 @@
-"""Shared fixtures: real models, real exports, made once per test session in temporary folders."""
+"""Shared fixtures: real models (MiniLM's weights, tiny models built from transformers configs)
+and real exports, made once per test session in temporary folders."""
 
 import os
 import subprocess
@@ -9,41 +10,147 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-@pytest.fixture(scope="session")
-def minilm():
-    from pocketfit.converter import load
-
-    return load("minilm")
+TINY_MAX_CONTEXT = 64  # decoder tests: enough for verification's 32 positions, small to export
 
 
-@pytest.fixture(scope="session")
-def minilm_onnx(minilm, tmp_path_factory):
-    """MiniLM exported to ONNX fp32 and int8: {"none": Artifact, "int8": Artifact}."""
-    from pocketfit.converter import Int8Dynamic, NoQuant, Onnx, export
+def _tokenizer():
+    from transformers import AutoTokenizer
 
-    root = tmp_path_factory.mktemp("minilm-onnx")
-    return {r.name: export(minilm, root / r.name, Onnx(), r) for r in (NoQuant(), Int8Dynamic())}
+    from pocketfit.converter.models import minilm_folder
+
+    return AutoTokenizer.from_pretrained(minilm_folder())
+
+
+def make_tiny_bert(folder: Path) -> Path:
+    """A 2-layer BERT encoder with random weights, with MiniLM's tokenizer."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    BertModel(BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)).eval().save_pretrained(folder)
+    _tokenizer().save_pretrained(folder)
+    return folder
+
+
+def make_tiny_classifier(folder: Path) -> Path:
+    """A 2-layer BERT classifier built from a config and fine-tuned for a few seconds to tell
+    statements, questions and exclamations apart by their last mark. Random heads put every
+    sentence in one class by a hair, which makes label agreement meaningless; trained, the
+    top class wins every fixed sentence by a clear margin, as in a production classifier."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from pocketfit.converter.texts import calibration
+
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, num_labels=3,
+                        id2label={0: "statement", 1: "question", 2: "exclamation"},
+                        label2id={"statement": 0, "question": 1, "exclamation": 2})
+    model = BertForSequenceClassification(config)
+    tokenizer = _tokenizer()
+    texts = [text.rstrip(".!?") + mark for text in calibration() for mark in ".?!"]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    labels = torch.tensor([i % 3 for i in range(len(texts))])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(60):
+        loss = model(**batch, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def make_tiny_llama(folder: Path) -> Path:
+    """A 2-layer Llama decoder (grouped-query attention) with random weights."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=30522, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    LlamaForCausalLM(config).eval().save_pretrained(folder)
+    _tokenizer().save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
-    """A 2-layer BERT with random weights, built from a transformers config, with MiniLM's tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from pocketfit.converter.models import minilm_folder
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    torch.manual_seed(0)
-    config = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
-    BertModel(config).eval().save_pretrained(folder)
-    AutoTokenizer.from_pretrained(minilm_folder()).save_pretrained(folder)
-    return folder
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory) -> Path:
+    return make_tiny_classifier(tmp_path_factory.mktemp("tiny-classifier"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def models(tiny_bert_dir, tiny_classifier_dir, tiny_llama_dir):
+    """Loaded models by name, each loaded once."""
+    from pocketfit.converter import Task, load
+
+    refs = {
+        "minilm": ("minilm", Task.FEATURE_EXTRACTION),
+        "tiny-bert": (tiny_bert_dir, Task.FEATURE_EXTRACTION),
+        "tiny-classifier": (tiny_classifier_dir, Task.TEXT_CLASSIFICATION),
+        "tiny-llama": (tiny_llama_dir, Task.TEXT_GENERATION),
+    }
+    loaded = {}
+
+    def get(name: str):
+        if name not in loaded:
+            loaded[name] = load(*refs[name])
+        return loaded[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def exported(models, tmp_path_factory):
+    """exported(model, format, recipe) -> Artifact, each combination exported once per session."""
+    from pocketfit.converter import FORMATS, RECIPES, export
+
+    root = tmp_path_factory.mktemp("exports")
+    done = {}
+
+    def get(model: str, fmt: str, recipe: str):
+        key = (model, fmt, recipe)
+        if key not in done:
+            max_context = TINY_MAX_CONTEXT if model == "tiny-llama" else None
+            done[key] = export(models(model), root / "-".join(key), FORMATS[fmt](), RECIPES[recipe](), max_context=max_context)
+        return done[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def minilm(models):
+    return models("minilm")
+
+
+@pytest.fixture(scope="session")
+def minilm_onnx(exported):
+    """MiniLM exported to ONNX fp32 and int8: {"none": Artifact, "int8": Artifact}."""
+    return {recipe: exported("minilm", "onnx", recipe) for recipe in ("none", "int8")}
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the real `pocketfit` command in a child process, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "pocketfit", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
     )
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (make test runs two workers), tests that use the same export run on
+    one worker, which makes it once: tests reading MiniLM's ONNX artifacts join the matrix's group."""
+    for item in items:
+        if "minilm_onnx" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group("minilm-onnx"))

@@ -153,3 +153,49 @@ def test_tokenizer_that_does_not_match_the_model(tmp_path):
     AutoTokenizer.from_pretrained(minilm_folder()).save_pretrained(folder)
     result = run_cli("export", str(folder), "-o", str(tmp_path / "out"))
     assert_one_line_error(result, 2, "tokenizer has 30522 tokens", "only 100")
+
+
+# --- the converter's options ------------------------------------------------------------------
+
+def test_format_all_writes_one_folder_per_format(tiny_classifier_dir, tmp_path):
+    from pocketfit.converter import FORMATS
+
+    out = tmp_path / "all"
+    result = run_cli("export", str(tiny_classifier_dir), "--task", "text-classification", "--format", "all", "--quant", "int8", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    for name, fmt in FORMATS.items():
+        assert (out / name / f"model{fmt.suffix}").is_file()
+        assert (out / name / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe\x00\x01" * 100, "not UTF-8"),
+    (b"one\ntwo\nthree\n", "has 3 non-empty lines"),
+    (b"line\x00\n" * 20, "binary data"),
+])
+def test_corrupt_calibration_file(tiny_classifier_dir, tmp_path, content, message):
+    calibration = tmp_path / "calibration.txt"
+    calibration.write_bytes(content)
+    result = run_cli("export", str(tiny_classifier_dir), "--task", "text-classification", "--quant", "int8-static",
+                     "--calibration", str(calibration), "-o", str(tmp_path / "out"))
+    assert_one_line_error(result, 2, str(calibration), message)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--quant", "int8", "--calibration", "x.txt"], "--calibration applies to --quant int8-static"),
+    (["--max-context", "128"], "--max-context applies to --task text-generation"),
+])
+def test_options_that_do_not_apply(tmp_path, args, message):
+    result = run_cli("export", "minilm", *args, "-o", str(tmp_path / "out"))
+    assert_one_line_error(result, 2, message)
+
+
+def test_max_context_too_small_for_verification(tiny_llama_dir, tmp_path):
+    result = run_cli("export", str(tiny_llama_dir), "--task", "text-generation", "--max-context", "8", "-o", str(tmp_path / "out"))
+    assert_one_line_error(result, 2, "--max-context 8 is too small")
+
+
+def test_a_model_that_does_not_fit_the_task(tiny_bert_dir, tmp_path):
+    result = run_cli("export", str(tiny_bert_dir), "--task", "text-generation", "-o", str(tmp_path / "out"))
+    assert_one_line_error(result, 2, "BertLMHeadModel cannot decode over a static KV cache")

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from pocketfit import manifest
-from pocketfit.errors import ExportFailed
-from pocketfit.converter import Int8Dynamic, Model, NoQuant, Onnx, export, load, sentences
+from pocketfit.errors import BadInput, ExportFailed
+from pocketfit.converter import Int4Weight, Int8Dynamic, Model, NoQuant, Onnx, export, load, sentences
 from pocketfit.converter.backends import onnx as onnx_backend
 
 
@@ -111,3 +111,22 @@ def test_failed_export_says_why_and_leaves_nothing_behind(minilm, tmp_path):
         export(model, out, Onnx(), Int8Dynamic())
     assert "\n" not in str(failure.value)
     assert list(out.iterdir()) == [], "a failed export left files behind"
+
+
+class _NoLinearLayers(torch.nn.Module):
+    """An encoder made of an embedding table and a norm: nothing for int4 to quantize."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(30522, 16)
+        self.norm = torch.nn.LayerNorm(16)
+
+    def forward(self, input_ids, attention_mask):
+        return type("Out", (), {"last_hidden_state": self.norm(self.embed(input_ids))})()
+
+
+def test_int4_refuses_a_model_without_linear_layers(minilm, tmp_path):
+    model = Model(module=_NoLinearLayers(), tokenizer=minilm.tokenizer, source=minilm.source)
+    with pytest.raises(BadInput, match="int4 quantizes linear layers, and .* has none"):
+        export(model, tmp_path / "out", Onnx(), Int4Weight())
+    assert not (tmp_path / "out").exists()

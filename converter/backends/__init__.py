@@ -21,9 +21,9 @@ from types import ModuleType
 
 from pocketfit.errors import InvalidArtifact
 
-from . import onnx, ort
+from . import onnx, ort, pte, tflite
 
-_BACKENDS: dict[type, ModuleType] = {m.FORMAT: m for m in (onnx, ort)}
+_BACKENDS: dict[type, ModuleType] = {m.FORMAT: m for m in (onnx, ort, pte, tflite)}
 FORMATS: dict[str, type] = {f.name: f for f in _BACKENDS}
 
 

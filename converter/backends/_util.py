@@ -1,9 +1,11 @@
 """Shared by the backends: quieting exporters, and turning their errors into one line."""
 
 import contextlib
-import io
 import logging
+import os
 import re
+import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 
@@ -30,17 +32,31 @@ def reason(e: BaseException) -> str:
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Exporters and quantizers print progress and advice meant for their own developers."""
-    sink = io.StringIO()
+    """Exporters, quantizers and runtimes print progress and advice meant for their own
+    developers, from Python and from C++ alike: both are swallowed, at the file-descriptor
+    level. The reason for a failure travels in the exception instead."""
     loggers = [logging.getLogger(name) for name in _NOISY]
     loggers += [logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith(_NOISY)]
     levels = [lg.level for lg in loggers]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
     try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            yield
+            for lg in loggers:
+                lg.setLevel(logging.ERROR)
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
     finally:
+        for fd in saved:
+            os.close(fd)
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)

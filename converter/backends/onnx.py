@@ -47,8 +47,13 @@ def export(graph, fmt: Onnx, recipe, path: Path) -> dict:
 
 
 def to_onnx(graph, fmt: Onnx, path: Path) -> None:
-    """The fp32 graph, with its named axes dynamic, in one file."""
+    """The fp32 graph, with its named axes dynamic, in one file (traced once per graph)."""
     import torch
+
+    key = ("onnx", fmt.opset)
+    if key in graph.derived:
+        path.write_bytes(graph.derived[key])
+        return
 
     dims = {axis: torch.export.Dim(axis) for spec in graph.inputs.values() for axis in spec.axes if isinstance(axis, str)}
     dynamic = {name: {i: dims[a] for i, a in enumerate(spec.axes) if isinstance(a, str)} or None for name, spec in graph.inputs.items()}
@@ -68,6 +73,7 @@ def to_onnx(graph, fmt: Onnx, path: Path) -> None:
             )
     except Exception as e:  # the exporter raises many types; the reason is in the text
         raise ExportFailed(f"torch.onnx.export failed: {reason(e)}") from e
+    graph.derived[key] = path.read_bytes()
 
 
 def _keep(graph, recipe, src: Path, dst: Path) -> None:

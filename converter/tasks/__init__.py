@@ -75,6 +75,9 @@ class Graph:
     intermediate_size: int | None = None
     kv_cache: KvCache | None = None
     details: dict = field(default_factory=dict)
+    # What a backend derived from this graph and can reuse for the next recipe: the untouched
+    # fp32 export, keyed by (format, settings). Exporting all recipes pays for one trace.
+    derived: dict = field(default_factory=dict, repr=False)
 
 
 def conform(feeds: dict[str, np.ndarray], specs: tuple[TensorSpec, ...]) -> dict[str, np.ndarray]:

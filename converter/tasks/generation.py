@@ -83,6 +83,12 @@ class DecodeState(torch.nn.Module):
 
 
 def graph(model, cache: CacheStyle = CacheStyle.IO, max_context: int | None = None) -> Graph:
+    if not getattr(model.module, "_can_compile_fullgraph", False):
+        # transformers' own mark of a model whose attention reads a static cache.
+        raise BadInput(
+            f"{model.source.architecture} cannot decode over a static KV cache: text-generation needs a "
+            "decoder-only model with static-cache support (Llama, Qwen2, Gemma, Phi-3, GPT-2, ...)"
+        )
     max_context = max_context or DEFAULT_MAX_CONTEXT
     if max_context < MIN_CONTEXT:
         raise BadInput(f"--max-context {max_context} is too small: verification decodes {MIN_CONTEXT} positions")

@@ -1,0 +1,310 @@
+"""ExecuTorch .pte: torch.export, shrunk with torchao / pt2e, lowered to the XNNPACK delegate,
+run back through ExecuTorch's own runtime."""
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from pocketfit.errors import ExportFailed, InvalidArtifact
+from pocketfit.manifest import TensorSpec
+
+from ..inspection import Inspection, Tensor
+from ..recipes import Fp16, Int4Weight, Int8Dynamic, Int8Static, NoQuant
+from ..tasks import CacheStyle
+from ._util import quiet, reason
+
+
+@dataclass(frozen=True)
+class Pte:
+    name: ClassVar[str] = "pte"
+    suffix: ClassVar[str] = ".pte"
+    runtime: ClassVar[str] = "executorch"
+    # The sequence axis is dynamic up to this bound; ExecuTorch plans the arena for the bound.
+    max_sequence: int = 128
+
+
+FORMAT = Pte
+RECIPES = (NoQuant, Fp16, Int8Dynamic, Int8Static, Int4Weight)
+CACHE = CacheStyle.STATE  # mutable buffers: the KV cache is planned in the method's arena
+UNSUPPORTED_TASKS: dict = {}
+_SIGNATURE = "pocketfit_signature"  # a constant method holding input and output names as JSON
+_TRACE_SEQUENCE = 32
+
+
+def export(graph, fmt: Pte, recipe, path: Path) -> dict:
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+
+    sample = graph.sample({"batch": 1, "sequence": _TRACE_SEQUENCE})
+    sequence = torch.export.Dim("sequence", min=1, max=fmt.max_sequence)
+    dynamic = {name: ({i: sequence for i, a in enumerate(spec.axes) if a == "sequence"} or None) for name, spec in graph.inputs.items()}
+    signature = {"inputs": [[n, s.dtype, [a if isinstance(a, int) else (1 if a == "batch" else a) for a in s.axes]] for n, s in graph.inputs.items()],
+                 "outputs": list(graph.outputs)}
+    module = copy.deepcopy(graph.module)  # recipes quantize in place; the graph serves the next recipe
+    try:
+        with quiet(), torch.no_grad():
+            module, fuse_embeddings = _shrink(graph, recipe, module, sample, dynamic)
+            program = torch.export.export(module, (), kwargs=sample, dynamic_shapes=dynamic, strict=False)
+            lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
+                                                  constant_methods={_SIGNATURE: json.dumps(signature)})
+            # Quant fusion turns dequantize -> embedding into ExecuTorch's quantized embedding
+            # kernels (the table stays int8 in the file). Reinplacing writes a decoder's KV cache
+            # in place: without it every step makes a second, cache-sized copy in the arena.
+            et = lowered.to_executorch(ExecutorchBackendConfig(do_quant_fusion_and_const_prop=fuse_embeddings,
+                                                               run_reinplace_pass=graph.kv_cache is not None))
+            with path.open("wb") as f:  # (`open` here is the backend verb)
+                et.write_to_file(f)
+    except Exception as e:  # torch.export, torchao and the lowering raise many types
+        raise ExportFailed(f"ExecuTorch export failed: {reason(e)}") from e
+    facts = {"planned_memory": {p.name: list(p.non_const_buffer_sizes) for p in et.executorch_program.execution_plan}}
+    if any("sequence" in s.axes for s in graph.inputs.values()):
+        facts["sequence"] = {"dynamic": True, "max": fmt.max_sequence}
+    return facts
+
+
+def _shrink(graph, recipe, module, sample, dynamic):
+    """Apply `recipe` to a copy of the module. Returns it and whether embeddings were quantized."""
+    import torch
+
+    if isinstance(recipe, NoQuant):
+        return module, False
+    if isinstance(recipe, Fp16):
+        return _float32_out(_fp16(module)), False
+    _quantize_embeddings(module)
+    if isinstance(recipe, Int8Dynamic):
+        _quantize_linears(module, torch.int8, None if recipe.per_channel else 0)
+    elif isinstance(recipe, Int4Weight):
+        _quantize_linears(module, torch.int4, recipe.group_size)
+    elif isinstance(recipe, Int8Static):
+        module = _static(graph, recipe, module, sample, dynamic)
+    return module, True
+
+
+def _float32_out(module):
+    """The app reads float32 whatever the recipe: a hook, traced with the module, casts fp16
+    outputs back."""
+
+    def cast(_module, _inputs, out):
+        return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
+
+    module.register_forward_hook(cast)
+    return module
+
+
+def _fp16(module):
+    """Half precision, LayerNorm excepted: ExecuTorch 1.5.1's portable fp16 layer_norm kernel is
+    wrong (errors up to ~6 on randn input) and XNNPACK does not take LayerNorm, so an fp16
+    BERT gives NaN; the norms compute in fp32 between casts."""
+    import torch
+
+    class Fp32LayerNorm(torch.nn.Module):
+        def __init__(self, norm: torch.nn.LayerNorm):
+            super().__init__()
+            self.shape, self.eps = norm.normalized_shape, norm.eps
+            self.weight = torch.nn.Parameter(norm.weight.detach().float(), requires_grad=False)
+            self.bias = torch.nn.Parameter(norm.bias.detach().float(), requires_grad=False) if norm.bias is not None else None
+
+        def forward(self, x):
+            return torch.nn.functional.layer_norm(x.float(), self.shape, self.weight, self.bias, self.eps).to(x.dtype)
+
+    module = module.half()
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.LayerNorm):
+                setattr(parent, name, Fp32LayerNorm(child))
+    return module
+
+
+def _quantize_embeddings(module) -> None:
+    """int8 embedding tables, one scale per row, for ExecuTorch's quantized embedding kernel."""
+    import torch
+    from torchao.quantization import IntxWeightOnlyConfig, quantize_
+    from torchao.quantization.granularity import PerAxis
+
+    for m in module.modules():
+        if isinstance(m, torch.nn.Embedding):
+            # The fusion into the quantized kernel matches embedding(table, ids) only; padding_idx
+            # adds an argument, and matters only for gradients.
+            m.padding_idx = None
+    quantize_(module, IntxWeightOnlyConfig(weight_dtype=torch.int8, granularity=PerAxis(0)),
+              lambda m, fqn: isinstance(m, torch.nn.Embedding))
+
+
+def _quantize_linears(module, dtype, group_size: int | None) -> None:
+    """Weights in `dtype` (per channel, or in groups), activations int8 per token at run time:
+    the form XNNPACK's integer GEMMs take (8da8w / 8da4w)."""
+    import torch
+    from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
+    from torchao.quantization.granularity import PerAxis, PerGroup, PerTensor
+
+    granularity = PerGroup(group_size) if group_size else (PerTensor() if group_size == 0 else PerAxis(0))
+    quantize_(module, Int8DynamicActivationIntxWeightConfig(weight_dtype=dtype, weight_granularity=granularity),
+              lambda m, fqn: isinstance(m, torch.nn.Linear))
+
+
+def _static(graph, recipe: Int8Static, module, sample, dynamic):
+    """pt2e with calibrated int8 activations on the linear layers; the FFN down-projections take
+    theirs at run time (their post-activation inputs have the outliers a fixed scale clips)."""
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from ..texts import calibration
+
+    quantizer = _safe_scalars_quantizer()
+    quantizer.set_module_type(torch.nn.Linear, get_symmetric_quantization_config(is_per_channel=recipe.per_channel))
+    dynamic_config = get_symmetric_quantization_config(is_per_channel=recipe.per_channel, is_dynamic=True)
+    for name, m in module.named_modules():
+        if isinstance(m, torch.nn.Linear) and graph.intermediate_size and m.in_features == graph.intermediate_size:
+            quantizer.set_module_name(name, dynamic_config)
+    prepared = prepare_pt2e(torch.export.export(module, (), kwargs=sample, dynamic_shapes=dynamic, strict=False).module(), quantizer)
+    for feeds in graph.calibration(calibration(recipe.calibration)):
+        prepared(**feeds)
+    return convert_pt2e(prepared)
+
+
+def _safe_scalars_quantizer():
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+    from torchao.quantization.pt2e.utils import get_new_attr_name_with_prefix
+
+    class SafeScalars(XNNPACKQuantizer):
+        """XNNPACKQuantizer turns every scalar of add/mul into a float buffer, integer index
+        arithmetic in transformers' mask code included (IndexError on BERT with a mask): this
+        one converts only the scalars of floating-point nodes."""
+
+        def transform_for_annotation(self, model):
+            for node in list(model.graph.nodes):
+                value = node.meta.get("val")
+                if node.op != "call_function" or node.target not in (torch.ops.aten.add.Tensor, torch.ops.aten.mul.Tensor):
+                    continue
+                if not isinstance(value, torch.Tensor) or not value.dtype.is_floating_point:
+                    continue
+                args = []
+                for arg in node.args:
+                    if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+                        name = get_new_attr_name_with_prefix("_tensor_constant_")(model)
+                        model.register_buffer(name, torch.tensor(float(arg)))
+                        with model.graph.inserting_before(node):
+                            attr = model.graph.create_node("get_attr", name, (), {})
+                            attr.meta["val"] = value.fake_mode.from_tensor(torch.tensor(float(arg)), static_shapes=True)
+                        args.append(attr)
+                    else:
+                        args.append(arg)
+                node.args = tuple(args)
+            model.recompile()
+            return model
+
+    return SafeScalars()
+
+
+# c10::ScalarType codes, as the runtime's TensorInfo and the program's tensors give them.
+_DTYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32", 7: "float64", 11: "bool", 15: "bfloat16"}
+
+
+class Runner:
+    """ExecuTorch's runtime over one program: its `forward` method, with the quantized kernels
+    (embedding tables) registered before the program loads."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        import executorch.kernels.quantized  # noqa: F401 - registers quantized_decomposed kernels
+        from executorch.runtime import Runtime
+
+        try:
+            with quiet():
+                if threads:  # the Python runtime has one process-wide threadpool, no per-method option
+                    from executorch.extension.pybindings import portable_lib
+
+                    portable_lib._unsafe_reset_threadpool(threads)
+                program = Runtime.get().load_program(str(path))
+                self.method = program.load_method("forward")
+        except Exception as e:  # the runtime raises RuntimeError/ValueError with its own text
+            raise InvalidArtifact(f"{path} is not a loadable ExecuTorch program: {reason(e)}") from e
+        meta = self.method.metadata
+        if _SIGNATURE in program.method_names:
+            signature = json.loads(program.load_method(_SIGNATURE).execute([])[0])
+            names = [n for n, _, _ in signature["inputs"]]
+            shapes = [tuple(shape) for _, _, shape in signature["inputs"]]
+            outputs = signature["outputs"]
+        else:  # a program pocketfit did not write: positional names, the planned (largest) shapes
+            names = [f"input_{i}" for i in range(meta.num_inputs())]
+            shapes = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
+            outputs = [f"output_{i}" for i in range(meta.num_outputs())]
+        self.inputs = tuple(TensorSpec(n, _dtype(meta.input_tensor_meta(i)), s) for i, (n, s) in enumerate(zip(names, shapes)))
+        self.outputs = tuple(TensorSpec(n, _dtype(meta.output_tensor_meta(i)), tuple(meta.output_tensor_meta(i).sizes()))
+                             for i, n in enumerate(outputs))
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        return [t.numpy() for t in self.method.execute([torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs])]
+
+
+def _dtype(info) -> str:
+    return _DTYPES.get(int(info.dtype()), f"scalar-type-{int(info.dtype())}")
+
+
+def open(path: Path, threads: int | None = None) -> Runner:  # noqa: A001 - the backend verb
+    return Runner(path, threads)
+
+
+def runtime_version() -> str:
+    from importlib.metadata import version
+
+    import executorch.runtime  # noqa: F401 - the measurement's baseline includes it (and libtorch)
+
+    return f"executorch {version('executorch')}"
+
+
+def inspect(path: Path) -> Inspection:
+    """The program's methods, memory plan and operators; which calls XNNPACK runs; the constants
+    stored outside the delegate with their dtypes, and the delegate's weight bytes."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+    from executorch.exir.schema import DelegateCall, KernelCall
+    from executorch.exir.schema import Tensor as PteTensor
+
+    data = path.read_bytes()
+    try:
+        pte = deserialize_pte_binary(data)
+    except Exception as e:  # a damaged flatbuffer fails in many ways
+        raise InvalidArtifact(f"{path} is not an ExecuTorch program: {reason(e)}") from e
+    program = pte.program
+    operators: dict[str, int] = {}
+    tensors: list[Tensor] = []
+    plans, delegated = {}, {}
+    for plan in program.execution_plan:
+        plans[plan.name] = list(plan.non_const_buffer_sizes)
+        names = [f"{o.name}.{o.overload}" if o.overload else o.name for o in plan.operators]
+        for chain in plan.chains:
+            for instruction in chain.instructions:
+                call = instruction.instr_args
+                if isinstance(call, KernelCall):
+                    operators[names[call.op_index]] = operators.get(names[call.op_index], 0) + 1
+                elif isinstance(call, DelegateCall):
+                    backend = plan.delegates[call.delegate_index].id
+                    delegated[backend] = delegated.get(backend, 0) + 1
+                    operators[f"delegate:{backend}"] = operators.get(f"delegate:{backend}", 0) + 1
+        for i, value in enumerate(plan.values):
+            t = value.val
+            if isinstance(t, PteTensor) and t.data_buffer_idx > 0 and t.allocation_info is None:
+                storage = program.constant_buffer[t.data_buffer_idx].storage if t.data_buffer_idx < len(program.constant_buffer) else b""
+                tensors.append(Tensor(f"{plan.name}.value{i}", _scalar_type(t.scalar_type), tuple(t.sizes), len(storage)))
+    if pte.named_data is not None:  # XNNPACK's weights, keyed by hash; dtype known only inside the delegate
+        for key, entry in pte.named_data.pte_data.items():
+            tensors.append(Tensor(f"xnnpack:{key[:12]}", "delegate-packed", (), len(pte.named_data.buffers[entry.buffer_index])))
+    details = {
+        "methods": ", ".join(p.name for p in program.execution_plan),
+        "planned arena (non-constant buffers, bytes)": plans,
+        "delegate calls": delegated or "none",
+        "portable/quantized kernel calls": sum(v for k, v in operators.items() if not k.startswith("delegate:")),
+    }
+    return Inspection("pte", path, len(data), tuple(tensors), operators, details)
+
+
+def _scalar_type(value) -> str:
+    return _DTYPES.get(int(value), f"scalar-type-{int(value)}")

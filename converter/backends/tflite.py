@@ -1,0 +1,216 @@
+"""LiteRT .tflite: converted from torch with litert-torch, shrunk with ai-edge-quantizer, run in
+the ai-edge-litert interpreter (XNNPACK delegate on, as on a phone).
+
+ai-edge-litert is the successor of tflite-runtime: tflite-runtime's last release (2.14) cannot
+build an interpreter under numpy 2 and lacks ops the converted BERT uses (../shared/STACK.md),
+so it is not used, not even as a fallback.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from pocketfit.errors import ExportFailed, InvalidArtifact
+from pocketfit.manifest import TensorSpec
+
+from ..inspection import Inspection, Tensor
+from ..recipes import Fp16, Int4Weight, Int8Dynamic, Int8Static, NoQuant
+from ..tasks import CacheStyle, conform
+from ._util import quiet, reason
+
+
+@dataclass(frozen=True)
+class Tflite:
+    name: ClassVar[str] = "tflite"
+    suffix: ClassVar[str] = ".tflite"
+    runtime: ClassVar[str] = "ai-edge-litert"
+    # litert-torch cannot convert a dynamic sequence axis of a transformers BERT (its int64->int32
+    # rewrite and the position-id slice both need a static length): the axis is fixed here and
+    # shorter inputs are padded, with mask 0, to it.
+    sequence: int = 128
+
+
+FORMAT = Tflite
+RECIPES = (NoQuant, Fp16, Int8Dynamic, Int8Static, Int4Weight)
+CACHE = CacheStyle.IO
+UNSUPPORTED_TASKS: dict = {}
+_SIGNATURE = "serving_default"
+
+
+def export(graph, fmt: Tflite, recipe, path: Path) -> dict:
+    """Convert `graph` at batch 1 and `fmt.sequence` tokens, then quantize the .tflite by `recipe`."""
+    import litert_torch
+    import torch
+
+    work = path.with_name(path.name + ".fp32.tflite")
+    key = ("tflite", fmt.sequence)
+    try:
+        if key in graph.derived:  # converted once per graph, quantized per recipe
+            work.write_bytes(graph.derived[key])
+        else:
+            # Integer inputs become int32: LiteRT's kernels take int32 ids, and litert-torch
+            # would narrow them anyway.
+            sample = {k: v if v.is_floating_point() else v.to(torch.int32)
+                      for k, v in graph.sample({"batch": 1, "sequence": fmt.sequence}).items()}
+            try:
+                with quiet(), torch.no_grad():
+                    litert_torch.convert(graph.module, sample_kwargs=sample).export(str(work))
+            except Exception as e:  # litert-torch raises from torch.export, jax and MLIR alike
+                raise ExportFailed(f"litert-torch could not convert the model: {reason(e)}") from e
+            graph.derived[key] = work.read_bytes()
+        if isinstance(recipe, NoQuant):
+            work.replace(path)
+        else:
+            with quiet():
+                _quantize(graph, recipe, work, path)
+    finally:
+        work.unlink(missing_ok=True)
+    return {"sequence": {"fixed": fmt.sequence}} if any("sequence" in s.axes for s in graph.inputs.values()) else {}
+
+
+def _quantize(graph, recipe, src: Path, dst: Path) -> None:
+    import ai_edge_quantizer as aeq
+    from ai_edge_quantizer import qtyping
+
+    op, granularity = qtyping.TFLOperationName, qtyping.QuantGranularity
+    quantizer = aeq.Quantizer(str(src))
+    calibration = None
+    if isinstance(recipe, Fp16):
+        for name in (op.FULLY_CONNECTED, op.EMBEDDING_LOOKUP):
+            quantizer.add_weight_only_config(regex=".*", operation_name=name, num_bits=16,
+                                             algorithm_key=aeq.algorithm_manager.AlgorithmName.FLOAT_CASTING)
+    elif isinstance(recipe, Int8Dynamic):
+        per = granularity.CHANNELWISE if recipe.per_channel else granularity.TENSORWISE
+        for name in (op.FULLY_CONNECTED, op.BATCH_MATMUL, op.EMBEDDING_LOOKUP):
+            quantizer.add_dynamic_config(regex=".*", operation_name=name, num_bits=8, granularity=per)
+    elif isinstance(recipe, Int4Weight):
+        blocks = getattr(granularity, f"BLOCKWISE_{recipe.group_size}", None)
+        if blocks is None:
+            raise ExportFailed(f"ai-edge-quantizer has no {recipe.group_size}-wide blocks; use group_size 32, 64, 128 or 256")
+        # OCTAV picks each block's clipping range to minimise error: MiniLM 0.961 against 0.960
+        # for plain min-max (XNNPACK's 4-bit blocks are symmetric, so no zero point to help).
+        quantizer.add_dynamic_config(regex=".*", operation_name=op.FULLY_CONNECTED, num_bits=4, granularity=blocks,
+                                     algorithm_key=aeq.algorithm_manager.AlgorithmName.OCTAV)
+        quantizer.add_dynamic_config(regex=".*", operation_name=op.EMBEDDING_LOOKUP, num_bits=8, granularity=granularity.CHANNELWISE)
+    elif isinstance(recipe, Int8Static):
+        calibration = _static(graph, recipe, quantizer, src)
+    result = quantizer.quantize(calibration)
+    result.export_model(str(dst), overwrite=True)  # dst is the staged name, already created
+
+
+def _static(graph, recipe: Int8Static, quantizer, src: Path):
+    """Calibrated int8 on the linear layers. Three things stay off fixed scales, each measured
+    on MiniLM: the attention-mask add and the decomposed LayerNorm (cosine 0.60 with them
+    static), and the FFN down-projections' post-activation inputs, quantized at run time."""
+    from ai_edge_quantizer import qtyping
+
+    from ..texts import calibration
+
+    op, granularity = qtyping.TFLOperationName, qtyping.QuantGranularity
+    per = granularity.CHANNELWISE if recipe.per_channel else granularity.TENSORWISE
+    quantizer.add_static_config(regex=".*", operation_name=op.FULLY_CONNECTED, activation_num_bits=8, weight_num_bits=8,
+                                weight_granularity=per)
+    for scope in _ffn_down_scopes(src, graph.intermediate_size):
+        quantizer.add_dynamic_config(regex=scope, operation_name=op.FULLY_CONNECTED, num_bits=8, granularity=per)
+    quantizer.add_dynamic_config(regex=".*", operation_name=op.EMBEDDING_LOOKUP, num_bits=8, granularity=granularity.CHANNELWISE)
+    runner = Runner(src)
+    feeds = [conform({k: v.numpy() for k, v in f.items()}, runner.inputs) for f in graph.calibration(calibration(recipe.calibration))]
+    return quantizer.calibrate({_SIGNATURE: feeds})
+
+
+def _ffn_down_scopes(path: Path, intermediate_size: int | None) -> list[str]:
+    """Regexes matching exactly the FULLY_CONNECTED ops whose weight reads the FFN's inner width.
+    The quantizer matches an op by its output tensors' names joined with ';', plus a final ';'."""
+    import re
+
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    if not intermediate_size:
+        return []
+    model = flatbuffer_utils.read_model(str(path))
+    scopes = []
+    for subgraph in model.subgraphs:
+        for operator in subgraph.operators:
+            code = model.operatorCodes[operator.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) != schema.BuiltinOperator.FULLY_CONNECTED:
+                continue
+            weight = subgraph.tensors[operator.inputs[1]]
+            if len(weight.shape) == 2 and weight.shape[1] == intermediate_size:
+                names = ";".join(subgraph.tensors[i].name.decode() for i in operator.outputs)
+                scopes.append("^" + re.escape(names) + ";$")
+    return scopes
+
+
+class Runner:
+    """The ai-edge-litert interpreter over one artifact, through its serving signature."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            with quiet():
+                self.interpreter = Interpreter(model_path=str(path), num_threads=threads or 2)
+                self.signature = self.interpreter.get_signature_runner(_SIGNATURE)
+        except Exception as e:  # the interpreter raises ValueError/RuntimeError with its own text
+            raise InvalidArtifact(f"{path} is not a loadable LiteRT model: {reason(e)}") from e
+        inputs = self.signature.get_input_details()
+        self._outputs = self.signature.get_output_details()
+        # litert-torch names outputs output_0, output_1, ... in the graph's order.
+        self._order = sorted(self._outputs, key=lambda n: int(n.rsplit("_", 1)[-1]) if n.rsplit("_", 1)[-1].isdigit() else n)
+        self.inputs = tuple(TensorSpec(n, np.dtype(d["dtype"]).name, tuple(int(x) for x in d["shape"])) for n, d in inputs.items())
+        self.outputs = tuple(TensorSpec(n, np.dtype(self._outputs[n]["dtype"]).name, tuple(int(x) for x in self._outputs[n]["shape"])) for n in self._order)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        results = self.signature(**{spec.name: feeds[spec.name] for spec in self.inputs})
+        out = []
+        for name in self._order:
+            value = np.asarray(results[name])
+            scale, zero = self._outputs[name]["quantization"]
+            if np.issubdtype(value.dtype, np.integer) and scale:  # a static recipe quantizes outputs too
+                value = (value.astype(np.float32) - zero) * scale
+            out.append(value)
+        return out
+
+
+def open(path: Path, threads: int | None = None) -> Runner:  # noqa: A001 - the backend verb
+    return Runner(path, threads)
+
+
+def runtime_version() -> str:
+    from importlib.metadata import version
+
+    import ai_edge_litert.interpreter  # noqa: F401 - the measurement's baseline includes it
+
+    return f"ai-edge-litert {version('ai-edge-litert')}"
+
+
+def inspect(path: Path) -> Inspection:
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    try:
+        model = flatbuffer_utils.read_model(str(path))
+    except Exception as e:  # a damaged flatbuffer fails in many ways
+        raise InvalidArtifact(f"{path} is not a LiteRT model: {reason(e)}") from e
+    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    operators: dict[str, int] = {}
+    tensors, seen = [], set()
+    for subgraph in model.subgraphs:
+        for operator in subgraph.operators:
+            code = model.operatorCodes[operator.opcodeIndex]
+            name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
+            operators[name] = operators.get(name, 0) + 1
+        for t in subgraph.tensors:
+            buffer = model.buffers[t.buffer] if t.buffer else None
+            size = (len(buffer.data) if buffer is not None and buffer.data is not None else int(getattr(buffer, "size", 0) or 0)) if buffer else 0
+            if size and t.buffer not in seen:
+                seen.add(t.buffer)
+                tensors.append(Tensor(t.name.decode(), type_names.get(t.type, str(t.type)), tuple(int(x) for x in (t.shape if t.shape is not None else ())), size))
+    signatures = "; ".join(
+        f"{s.signatureKey.decode()}({', '.join(i.name.decode() for i in s.inputs)})" for s in (model.signatureDefs or [])
+    )
+    return Inspection("tflite", path, path.stat().st_size, tuple(tensors), operators, {"signatures": signatures})
