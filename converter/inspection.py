@@ -55,7 +55,7 @@ class Inspection:
         for key, value in self.details.items():
             lines.append(f"{key}: {value}")
         rows = [["largest tensors", "dtype", "shape", "bytes"]]
-        rows += [[t.name, t.dtype, "x".join(map(str, t.shape)) or "scalar", human(t.bytes)] for t in self.largest(top)]
+        rows += [[t.name, t.dtype, "x".join(map(str, t.shape)) or "-", human(t.bytes)] for t in self.largest(top)]
         ops = [["operator", "nodes"]] + [[op, str(n)] for op, n in sorted(self.operators.items(), key=lambda kv: (-kv[1], kv[0]))]
         return "\n".join(lines) + "\n\n" + render(rows, right={3}) + "\n\n" + render(ops, right={1})
 

@@ -32,6 +32,9 @@ def check_supported(fmt: object, recipe: object, task: Task) -> None:
     if type(recipe) not in backend.RECIPES:
         offered = ", ".join(r.name for r in backend.RECIPES)
         raise UnsupportedCombination(f"format {fmt.name} has no recipe {recipe.name!r}; it offers: {offered}")
+    refusal = backend.refuse(recipe)
+    if refusal:
+        raise UnsupportedCombination(f"format {fmt.name} cannot apply {recipe.name} as configured: {refusal}")
     if task in backend.UNSUPPORTED_TASKS:
         raise UnsupportedCombination(f"format {fmt.name} cannot export {task.value}: {backend.UNSUPPORTED_TASKS[task]}")
     if isinstance(recipe, Int8Static):

@@ -4,6 +4,7 @@
 - ``RECIPES``: the shrink recipe types it implements;
 - ``CACHE``: where a decoder's KV cache lives in its artifacts (tasks.CacheStyle);
 - ``UNSUPPORTED_TASKS``: tasks it cannot export, each with the reason;
+- ``refuse(recipe) -> str | None``: why it cannot apply a supported recipe with these settings;
 - ``export(graph, fmt, recipe, path) -> dict``: write the artifact to ``path``; return facts for
   the manifest;
 - ``open(path, threads=None)``: load the artifact in the format's own runtime, giving a runner

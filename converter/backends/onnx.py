@@ -141,6 +141,12 @@ def _int4(graph, recipe: Int4Weight, src: Path, dst: Path) -> None:
         staged.unlink(missing_ok=True)
 
 
+def refuse(recipe) -> str | None:
+    if isinstance(recipe, Int4Weight) and recipe.group_size < 16:
+        return f"onnxruntime's MatMulNBits takes groups of 16 or more, not {recipe.group_size}"
+    return None
+
+
 _SHRINK = {NoQuant: _keep, Fp16: _fp16, Int8Dynamic: _int8_dynamic, Int8Static: _int8_static, Int4Weight: _int4}
 
 

@@ -26,6 +26,7 @@ CACHE = onnx.CACHE
 UNSUPPORTED_TASKS = onnx.UNSUPPORTED_TASKS
 open = onnx.open  # noqa: A001 - onnxruntime runs both formats
 runtime_version = onnx.runtime_version
+refuse = onnx.refuse
 
 
 def export(graph, fmt: Ort, recipe, path: Path) -> dict:

@@ -39,6 +39,15 @@ UNSUPPORTED_TASKS: dict = {}
 _SIGNATURE = "serving_default"
 
 
+_BLOCKS = (32, 64, 128, 256)  # ai-edge-quantizer's BLOCKWISE_* granularities
+
+
+def refuse(recipe) -> str | None:
+    if isinstance(recipe, Int4Weight) and recipe.group_size not in _BLOCKS:
+        return f"ai-edge-quantizer has 4-bit blocks of {', '.join(map(str, _BLOCKS))} only, not {recipe.group_size}"
+    return None
+
+
 def export(graph, fmt: Tflite, recipe, path: Path) -> dict:
     """Convert `graph` at batch 1 and `fmt.sequence` tokens, then quantize the .tflite by `recipe`."""
     import litert_torch
@@ -86,9 +95,7 @@ def _quantize(graph, recipe, src: Path, dst: Path) -> None:
         for name in (op.FULLY_CONNECTED, op.BATCH_MATMUL, op.EMBEDDING_LOOKUP):
             quantizer.add_dynamic_config(regex=".*", operation_name=name, num_bits=8, granularity=per)
     elif isinstance(recipe, Int4Weight):
-        blocks = getattr(granularity, f"BLOCKWISE_{recipe.group_size}", None)
-        if blocks is None:
-            raise ExportFailed(f"ai-edge-quantizer has no {recipe.group_size}-wide blocks; use group_size 32, 64, 128 or 256")
+        blocks = getattr(granularity, f"BLOCKWISE_{recipe.group_size}")  # refuse() vetted the size
         # OCTAV picks each block's clipping range to minimise error: MiniLM 0.961 against 0.960
         # for plain min-max (XNNPACK's 4-bit blocks are symmetric, so no zero point to help).
         quantizer.add_dynamic_config(regex=".*", operation_name=op.FULLY_CONNECTED, num_bits=4, granularity=blocks,
