@@ -49,15 +49,20 @@ class Inspection:
     def render(self, top: int = 10) -> str:
         lines = [
             f"{self.path}: {self.format}, {human(self.bytes)} ({self.bytes} bytes)",
-            f"constants: {len(self.tensors)} tensors, {self.parameters:,} elements, "
-            + ", ".join(f"{dtype} {human(b)}" for dtype, b in self.bytes_by_dtype().items()),
+            f"parameters: {self.parameters:,} elements in {len(self.tensors)} stored tensors (weights and their scales)",
+            "weight bytes by dtype: " + ", ".join(f"{dtype} {human(b)}" for dtype, b in self.bytes_by_dtype().items()),
         ]
         for key, value in self.details.items():
             lines.append(f"{key}: {value}")
         rows = [["largest tensors", "dtype", "shape", "bytes"]]
-        rows += [[t.name, t.dtype, "x".join(map(str, t.shape)) or "-", human(t.bytes)] for t in self.largest(top)]
+        rows += [[_short(t.name), t.dtype, "x".join(map(str, t.shape)) or "-", human(t.bytes)] for t in self.largest(top)]
         ops = [["operator", "nodes"]] + [[op, str(n)] for op, n in sorted(self.operators.items(), key=lambda kv: (-kv[1], kv[0]))]
         return "\n".join(lines) + "\n\n" + render(rows, right={3}) + "\n\n" + render(ops, right={1})
+
+
+def _short(name: str, width: int = 60) -> str:
+    """LiteRT names a tensor by its whole module path; the end says which layer it is."""
+    return name if len(name) <= width else "…" + name[-(width - 1):]
 
 
 def inspect(path: Path) -> Inspection:

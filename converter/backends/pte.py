@@ -298,9 +298,11 @@ def inspect(path: Path) -> Inspection:
             if isinstance(t, PteTensor) and t.data_buffer_idx > 0 and t.allocation_info is None:
                 storage = program.constant_buffer[t.data_buffer_idx].storage if t.data_buffer_idx < len(program.constant_buffer) else b""
                 tensors.append(Tensor(f"{plan.name}.value{i}", _scalar_type(t.scalar_type), tuple(t.sizes), len(storage)))
-    if pte.named_data is not None:  # XNNPACK's weights, keyed by hash; dtype known only inside the delegate
+    if pte.named_data is not None:  # XNNPACK's weights, keyed by hash; described inside the delegate graphs
+        described = _xnnpack_constants(program)
         for key, entry in pte.named_data.pte_data.items():
-            tensors.append(Tensor(f"xnnpack:{key[:12]}", "delegate-packed", (), len(pte.named_data.buffers[entry.buffer_index])))
+            dtype, shape = described.get(key, ("xnnpack-packed", ()))
+            tensors.append(Tensor(f"xnnpack:{key[:12]}", dtype, shape, len(pte.named_data.buffers[entry.buffer_index])))
     details = {
         "methods": ", ".join(p.name for p in program.execution_plan),
         "planned arena (non-constant buffers, bytes)": plans,
@@ -308,6 +310,51 @@ def inspect(path: Path) -> Inspection:
         "portable/quantized kernel calls": sum(v for k, v in operators.items() if not k.startswith("delegate:")),
     }
     return Inspection("pte", path, len(data), tuple(tensors), operators, details)
+
+
+def _xnnpack_constants(program) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """named-data key -> (dtype, shape) of every weight an XNNPACK delegate holds, read by
+    decoding each delegate's graph with the flatc and schema that ship with ExecuTorch."""
+    import re
+    import subprocess
+    import tempfile
+
+    import executorch
+
+    root = Path(executorch.__path__[0])
+    flatc, schema = root / "data/bin/flatc", root / "backends/xnnpack/serialization/schema.fbs"
+    described: dict[str, tuple[str, tuple[int, ...]]] = {}
+    for plan in program.execution_plan:
+        for delegate in plan.delegates:
+            if delegate.id != "XnnpackBackend" or delegate.processed.location != 0:  # inline payloads only
+                continue
+            blob = program.backend_delegate_data[delegate.processed.index].data
+            if blob[4:8] == b"XH00":  # XNNHeader: the flatbuffer's offset and size follow the magic
+                start, size = int.from_bytes(blob[10:14], "little"), int.from_bytes(blob[14:18], "little")
+                blob = blob[start:start + size]
+            with tempfile.TemporaryDirectory() as work:
+                (Path(work) / "g.bin").write_bytes(blob)
+                subprocess.run([str(flatc), "--json", "--strict-json", "--raw-binary", "-o", work, str(schema), "--",
+                                str(Path(work) / "g.bin")], capture_output=True, check=False)
+                out = Path(work) / "g.json"
+                if not out.exists():
+                    continue
+                # flatc writes non-finite floats bare (inf, nan), which JSON does not allow
+                graph = json.loads(re.sub(r"(?<=[:\[,\s])(-?inf|nan)(?=\s*[,\]}])", r'"\1"', out.read_text()))
+            keys = [c.get("named_key") for c in graph.get("constant_data", [])]
+            for value in graph.get("xvalues", []):
+                body = value.get("xvalue_union", {})
+                tensor = body.get("tensor_value", body)
+                index = tensor.get("constant_buffer_idx", 0)
+                if not index or index >= len(keys) or not keys[index]:
+                    continue
+                dtype = tensor.get("datatype", "?").replace("xnn_datatype_", "")
+                described[keys[index]] = (dtype, tuple(tensor.get("dims", [])))
+                params = body.get("quant_params", {}) or {}
+                scale = params.get("scale_buffer_idx", 0)
+                if scale and scale < len(keys) and keys[scale]:
+                    described[keys[scale]] = (f"{dtype} scales", ())
+    return described
 
 
 def _scalar_type(value) -> str:
