@@ -65,7 +65,8 @@ def export(graph, fmt: Pte, recipe, path: Path) -> dict:
                 et.write_to_file(f)
     except Exception as e:  # torch.export, torchao and the lowering raise many types
         raise ExportFailed(f"ExecuTorch export failed: {reason(e)}") from e
-    facts = {"planned_memory": {p.name: list(p.non_const_buffer_sizes) for p in et.executorch_program.execution_plan}}
+    facts = {"planned_memory": {p.name: list(p.non_const_buffer_sizes) for p in et.executorch_program.execution_plan
+                                if p.name != _SIGNATURE}}
     if any("sequence" in s.axes for s in graph.inputs.values()):
         facts["sequence"] = {"dynamic": True, "max": fmt.max_sequence}
     return facts

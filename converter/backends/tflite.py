@@ -159,6 +159,7 @@ class Runner:
 
         try:
             with quiet():
+                # LiteRT's own default is one thread; two matches a phone's pair of big cores.
                 self.interpreter = Interpreter(model_path=str(path), num_threads=threads or 2)
                 self.signature = self.interpreter.get_signature_runner(_SIGNATURE)
         except Exception as e:  # the interpreter raises ValueError/RuntimeError with its own text
