@@ -7,6 +7,7 @@ Exit codes: 0 all checks pass · 1 a budget or parity check failed · 2 bad inpu
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -132,91 +133,97 @@ def inspect(artifact: Path, top: int) -> None:
     click.echo(read(artifact).render(top))
 
 
+def _measurement_options(f):
+    for option in reversed([
+        click.option("--iterations", default=20, show_default=True, type=click.IntRange(min=1), help="Timed runs."),
+        click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0), help="Untimed runs before them."),
+        click.option("--seq-len", default=128, show_default=True, type=click.IntRange(min=1), help="Tokens per input."),
+        click.option("--threads", type=click.IntRange(min=1), help="Runtime threads (default: the runtime's own)."),
+        click.option("--option", "runtime_options", multiple=True, metavar="KEY=VALUE",
+                     help="A runtime option, e.g. xnnpack=off for .tflite (repeatable)."),
+        click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(min=1), help="Seconds before a hung run is killed."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+    ]):
+        f = option(f)
+    return f
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@_measurement_options
+@click.option("--emulate", "emulate_ref", metavar="DEVICE", help="Run inside this phone's memory, flash and CPU limits (cgroups; needs root).")
+@click.option("--cold", is_flag=True, help="Drop the artifact from the page cache first (always so with --emulate).")
+@click.option("--device", "device_refs", multiple=True, help="Also judge the result against this phone (repeatable).")
+def profile(artifact: Path, emulate_ref: str | None, cold: bool, device_refs: tuple[str, ...], **options) -> None:
+    """Measure ARTIFACT in its own runtime, in a child process: load time, latency, peak memory
+    split into anonymous and file-backed, page faults and bytes read — what the model costs apart
+    from the process measuring it. Exits 1 when the run crashed, hung or was OOM-killed, or when it
+    does not fit a --device.
+
+    \b
+    pocketfit profile out/model.tflite --option xnnpack=off
+    pocketfit profile out/model.pte --emulate galaxy-a15
+    """
+    from .runtime import devices
+
+    phones = [devices.load(ref) for ref in device_refs]
+    emulated = devices.load(emulate_ref) if emulate_ref else None
+    if emulated and emulated not in phones:
+        phones.insert(0, emulated)
+    _measure_and_judge(artifact, phones, emulated, cold, **options)
+
+
 @cli.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--device", "device_refs", multiple=True, required=True, help="Device id or profile .toml (repeatable).")
-@click.option("--iterations", default=20, show_default=True, type=click.IntRange(min=1), help="Timed runs.")
-@click.option("--seq-len", default=128, show_default=True, type=click.IntRange(min=1), help="Tokens per input.")
-@click.option("--threads", type=click.IntRange(min=1), help="Runtime threads (default: the runtime's own).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def check(artifact: Path, device_refs: tuple[str, ...], iterations: int, seq_len: int, threads: int | None, as_json: bool) -> None:
-    """Run ARTIFACT in its runtime in a child process and check it against phones.
-
-    Reports the artifact's size and the measured peak resident memory of the process, and
-    whether both fit each device's app memory budget. Exits 1 when one does not fit.
+@_measurement_options
+def check(artifact: Path, device_refs: tuple[str, ...], **options) -> None:
+    """Run ARTIFACT in its runtime in a child process and check it against phones: the model's
+    own memory plus the runtime's footprint on the phone, against each app budget. Exits 1 when
+    one does not fit.
 
     \b
     pocketfit check out/minilm-int8/model.onnx --device galaxy-a15 --device iphone-15
     """
-    from .runtime import devices, fit, measure
+    from .runtime import devices
 
-    targets = [devices.load(ref) for ref in device_refs]
-    m = measure(artifact, iterations=iterations, seq_len=seq_len, threads=threads)
-    fits = [fit(m, d) for d in targets]
-    if as_json:
-        click.echo(json.dumps(_check_json(m, fits), indent=2))
-    else:
-        click.echo(_check_text(m, fits))
+    _measure_and_judge(artifact, [devices.load(ref) for ref in device_refs], None, False, **options)
+
+
+def _measure_and_judge(artifact, phones, emulated, cold, iterations, warmup, seq_len, threads, runtime_options, timeout, as_json):
+    from .runtime import fit, measure, report
+
+    parsed = {}
+    for item in runtime_options:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"--option {item!r}: write KEY=VALUE, e.g. xnnpack=off")
+        parsed[key] = value
+    m = measure(artifact, iterations=iterations, warmup=warmup, seq_len=seq_len, threads=threads, options=parsed,
+                timeout=timeout, emulate=emulated, cold=cold)
+    fits = [fit(m, d) for d in phones]
+    click.echo(json.dumps(report.document(m, fits), indent=2) if as_json else report.text(m, fits))
+    if not m.ok:
+        raise errors.CheckFailed(f"{artifact}: {m.outcome}" + (f" ({m.detail})" if m.detail else ""))
     failing = [f.device.id for f in fits if not f.fits]
     if failing:
         raise errors.CheckFailed(f"{artifact} does not fit: {', '.join(failing)}")
 
 
-def _check_text(m, fits) -> str:
-    from .table import render
-
-    head = (
-        f"artifact  {m.artifact} ({mib(m.bytes)})\n"
-        f"runtime   {m.runtime}: batch 1 x {m.seq_len} tokens, {m.iterations} runs, "
-        f"p50 {m.p50_ms:.1f} ms, p90 {m.p90_ms:.1f} ms (load {m.load_seconds * 1000:.0f} ms)\n"
-        f"memory    peak RSS {mib(m.peak_rss)} = {mib(m.baseline_rss)} process before loading "
-        f"+ {mib(m.model_rss)} for the model\n"
-    )
-    rows = [["device", "app budget", "size", "peak RSS", "verdict"]]
-    for f in fits:
-        budget = f.device.app_budget
-        rows.append([
-            f"{f.device.name} ({f.device.id})",
-            human(budget),
-            f"{m.bytes / budget:.0%}",
-            f"{f.memory_share:.0%}",
-            "fits" if f.fits else "DOES NOT FIT",
-        ])
-    return head + "\n" + render(rows, right={1, 2, 3})
-
-
-def _check_json(m, fits) -> dict:
-    return {
-        "artifact": str(m.artifact),
-        "bytes": m.bytes,
-        "runtime": m.runtime,
-        "seq_len": m.seq_len,
-        "iterations": m.iterations,
-        "load_seconds": m.load_seconds,
-        "first_seconds": m.first_seconds,
-        "p50_ms": m.p50_ms,
-        "p90_ms": m.p90_ms,
-        "baseline_rss": m.baseline_rss,
-        "peak_rss": m.peak_rss,
-        "model_rss": m.model_rss,
-        "devices": [
-            {"id": f.device.id, "app_budget": f.device.app_budget, "size_fits": f.size_fits,
-             "memory_fits": f.memory_fits, "fits": f.fits}
-            for f in fits
-        ],
-    }
-
-
 @cli.command(name="devices")
 def devices_cmd() -> None:
-    """List the built-in phone profiles (pass one's id, or your own .toml, to --device)."""
+    """List the built-in phone profiles (pass one's id, or your own .toml, to --device or
+    --emulate). Every figure's source is in its file under runtime/devices/."""
     from .runtime import devices
     from .table import render
 
-    rows = [["id", "name", "os", "tier", "RAM", "app budget"]]
+    rows = [["id", "name", "os", "tier", "RAM", "app budget", "page", "storage", "flash read", "DRAM", "big cores"]]
     for d in devices.builtin().values():
-        rows.append([d.id, d.name, d.os.value, d.tier.value, human(d.ram), human(d.app_budget)])
-    click.echo(render(rows, right={4, 5}))
+        budget = human(d.app_budget) + (f" ({human(d.app_budget_extended)})" if d.app_budget_extended else "")
+        rows.append([d.id, d.name, d.os.value, d.tier.value, human(d.ram), budget, human(d.page_size), d.storage,
+                     f"{d.flash_read_bandwidth / 1e9:.2f} GB/s", f"{d.dram} {d.dram_bandwidth / 1e9:.0f} GB/s", str(d.big_cores)])
+    click.echo(render(rows, right={4, 5, 6, 8, 10}))
+    click.echo("\napp budget: what one foreground app can hold before lmkd/jetsam kills it (with iOS's increased-memory-limit entitlement)")
 
 
 @cli.command()
@@ -228,8 +235,14 @@ def demo(output: Path) -> None:
     click.echo(run(output))
 
 
+def _terminate(signum, frame) -> None:
+    # SIGTERM unwinds like Ctrl-C, so cleanup (cgroups, staged files, the measuring child) runs.
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     verbose = "--verbose" in sys.argv[1:]
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:

@@ -34,10 +34,10 @@ def run(output: Path) -> str:
         ] + ["fits" if fit(m, d).fits else "DOES NOT FIT" for d in phones])
     notes = (
         f"\nParity: against torch fp32 on {artifact.manifest.parity.inputs} fixed sentences, run in onnxruntime.\n"
-        f"Peak RSS: the measuring process's high-water mark (Python + onnxruntime + model); "
-        f"model RSS: its growth over the process before loading.\n"
+        f"Peak RSS: the measuring process's high-water mark (Python, numpy, onnxruntime and the model); "
+        f"model RSS: what the model added to it.\n"
         f"Latency: batch 1 x {m.seq_len} tokens on this machine, not on the phones. "
-        f"Verdict: size and peak RSS within each phone's app budget (pocketfit devices).\n"
+        f"Verdict: model RSS plus onnxruntime's own footprint on a phone within each app budget (pocketfit devices).\n"
         f"Artifacts and manifests: {output}/"
     )
     return render(rows, right={2, 3, 4, 5, 6, 7}) + "\n" + notes

@@ -37,3 +37,24 @@ def human(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} B"
+
+
+_RATE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)/s\s*$")
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ns|us|µs|ms|s)\s*$")
+_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def parse_rate(text: str) -> int:
+    """`"2.1 GB/s"` -> 2100000000 bytes per second."""
+    match = _RATE.match(str(text))
+    if not match or match.group(2) not in _UNITS:
+        raise BadInput(f"rate {text!r} is not understood: write a size per second, e.g. '2.1 GB/s' or '800 MB/s'")
+    return round(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_duration(text: str) -> float:
+    """`"90 us"` -> 9e-05 seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise BadInput(f"duration {text!r} is not understood: write a number and one of ns, us, ms, s (e.g. '90 us')")
+    return round(float(match.group(1)) * _SECONDS[match.group(2)], 12)  # 90 us and 90000 ns compare equal

@@ -1,8 +1,9 @@
 """The measuring child: load one artifact in its runtime, run it, report what it cost.
 
-Run as `python -m pocketfit.runtime._child '<json request>'`; prints one JSON line. It runs
-in its own process so that a crash, a hang or an OOM kill here is a verdict in the parent,
-and so that its memory figures are those of the runtime alone (no torch is imported).
+Run as `python -m pocketfit.runtime._child '<json request>'`; prints one JSON line. It runs in
+its own process so that a crash, a hang or an OOM kill here is a verdict in the parent, and so
+that its memory figures are those of the runtime alone (no torch is imported unless the runtime
+itself needs it: ExecuTorch's Python bindings do).
 """
 
 import json
@@ -13,22 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from pocketfit.errors import PocketfitError
-
-
-def status() -> dict[str, int]:
-    """Resident memory from /proc/self/status, in bytes: VmRSS now, VmHWM the kernel's peak."""
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024
-    return out
+from pocketfit.runtime.procfs import snapshot
 
 
 def feeds(inputs, seq_len: int) -> dict[str, np.ndarray]:
-    """Inputs of batch 1 and `seq_len` tokens. Token id 1 exists in every vocabulary, and a
-    mask of ones attends to every token: latency does not depend on which ids are fed."""
+    """Inputs of batch 1 and `seq_len` tokens. Token id 1 exists in every vocabulary, and a mask
+    of ones attends to every token: latency does not depend on which ids are fed."""
     arrays = {}
     for spec in inputs:
         shape = [d if isinstance(d, int) else (1 if i == 0 else seq_len) for i, d in enumerate(spec.shape)]
@@ -42,28 +33,33 @@ def measure(request: dict) -> dict:
     path = Path(request["artifact"])
     backend = backends.for_path(path)
     runtime = backend.runtime_version()
-    baseline = status()
+    phases = {"baseline": snapshot(path)}
+    if request.get("probe"):  # only the process's own cost: interpreter, numpy, runtime bindings
+        return {"runtime": runtime, "phases": {k: v.to_dict() for k, v in phases.items()}}
     start = time.perf_counter()
-    runner = backend.open(path, threads=request["threads"])
+    runner = backend.open(path, threads=request["threads"], options=request["options"])
     load_s = time.perf_counter() - start
+    phases["loaded"] = snapshot(path)
     arrays = feeds(runner.inputs, request["seq_len"])
     start = time.perf_counter()
     runner.run(arrays)
     first_s = time.perf_counter() - start
+    phases["first"] = snapshot(path)
+    for _ in range(request["warmup"]):
+        runner.run(arrays)
+    phases["warm"] = snapshot(path)
     latencies = []
     for _ in range(request["iterations"]):
         start = time.perf_counter()
         runner.run(arrays)
         latencies.append(time.perf_counter() - start)
-    end = status()
+    phases["end"] = snapshot(path)
     return {
         "runtime": runtime,
         "load_seconds": load_s,
         "first_seconds": first_s,
         "latencies": latencies,
-        "baseline_rss": baseline["VmRSS"],
-        "peak_rss": end["VmHWM"],
-        "final_rss": end["VmRSS"],
+        "phases": {k: v.to_dict() for k, v in phases.items()},
     }
 
 

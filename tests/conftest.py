@@ -22,18 +22,19 @@ def _tokenizer():
 
 
 def make_tiny_bert(folder: Path) -> Path:
-    """A 2-layer BERT encoder with random weights, with MiniLM's tokenizer."""
+    """A 1-layer BERT encoder with random weights, with MiniLM's tokenizer (one layer: every
+    format's export time grows with depth, ExecuTorch's most)."""
     import torch
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    BertModel(BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)).eval().save_pretrained(folder)
+    BertModel(BertConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)).eval().save_pretrained(folder)
     _tokenizer().save_pretrained(folder)
     return folder
 
 
 def make_tiny_classifier(folder: Path) -> Path:
-    """A 2-layer BERT classifier built from a config and fine-tuned for a few seconds to tell
+    """A 1-layer BERT classifier built from a config and fine-tuned for a few seconds to tell
     statements, questions and exclamations apart by their last mark. Random heads put every
     sentence in one class by a hair, which makes label agreement meaningless; trained, the
     top class wins every fixed sentence by a clear margin, as in a production classifier."""
@@ -43,7 +44,7 @@ def make_tiny_classifier(folder: Path) -> Path:
     from pocketfit.converter.texts import calibration
 
     torch.manual_seed(0)
-    config = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, num_labels=3,
+    config = BertConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128, num_labels=3,
                         id2label={0: "statement", 1: "question", 2: "exclamation"},
                         label2id={"statement": 0, "question": 1, "exclamation": 2})
     model = BertForSequenceClassification(config)
@@ -154,3 +155,19 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "minilm_onnx" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group("minilm-onnx"))
+
+
+DEVICE_FIELDS = {
+    "name": "Test phone", "os": "android", "tier": "low-end", "ram": "4 GiB", "app_budget": "1.5 GiB",
+    "page_size": "4 KiB", "storage": "UFS 2.2", "flash_read_bandwidth": "1 GB/s", "flash_read_latency": "100 us",
+    "flash_read_iops": 40000, "dram": "LPDDR4X", "dram_bandwidth": "17 GB/s", "big_cores": 2,
+}
+
+
+def device_toml(**changes) -> str:
+    """A valid phone profile with `changes` applied (a value of None drops the field)."""
+    fields = {k: v for k, v in (DEVICE_FIELDS | changes).items() if v is not None}
+    lines = [f"{k} = {v if isinstance(v, int) else repr(v).replace(chr(39), chr(34))}" for k, v in fields.items()]
+    lines.append("[sources]")
+    lines += [f'{k} = "a test profile"' for k in fields if k not in ("name", "os", "tier")]
+    return "\n".join(lines) + "\n"

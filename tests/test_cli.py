@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import run_cli
+from conftest import device_toml, run_cli
 
 
 def assert_one_line_error(result, code: int, *fragments: str) -> None:
@@ -35,17 +35,14 @@ def test_export_then_check_through_the_cli(tiny_bert_dir, tmp_path):
     assert checked.returncode == 0, checked.stderr
     report = json.loads(checked.stdout)
     assert report["bytes"] == (out / "model.onnx").stat().st_size
-    assert report["peak_rss"] > report["baseline_rss"] > 0
+    assert report["memory"]["peak_rss"] > report["memory"]["baseline_rss"] > 0
     assert [d["id"] for d in report["devices"]] == ["galaxy-a15", "iphone-15"]
-    assert all(d["fits"] for d in report["devices"])
+    assert all(d["fits"] and d["needed"] == report["memory"]["model_rss"] + d["runtime_footprint"] for d in report["devices"])
 
 
 def test_check_fails_with_exit_1_when_the_budget_is_too_small(minilm_onnx, tmp_path):
     tiny_phone = tmp_path / "tiny-phone.toml"
-    tiny_phone.write_text(
-        'name = "Tiny"\nos = "android"\ntier = "low-end"\nram = "64 MiB"\napp_budget = "48 MiB"\n'
-        '[sources]\nram = "a test profile"\napp_budget = "a test profile"\n'
-    )
+    tiny_phone.write_text(device_toml(name="Tiny", ram="1 GiB", app_budget="64 MiB"))
     result = run_cli("check", str(minilm_onnx["int8"].path), "--device", str(tiny_phone), "--iterations", "2")
     assert result.returncode == 1
     assert "DOES NOT FIT" in result.stdout
@@ -99,7 +96,7 @@ def test_unknown_device(minilm_onnx):
 
 def test_invalid_device_profile_names_the_field(minilm_onnx, tmp_path):
     profile = tmp_path / "phone.toml"
-    profile.write_text('name = "X"\nos = "android"\ntier = "low-end"\napp_budget = "1 GiB"\n[sources]\n')
+    profile.write_text(device_toml(ram=None))
     result = run_cli("check", str(minilm_onnx["int8"].path), "--device", str(profile))
     assert_one_line_error(result, 2, "missing field 'ram'")
 

@@ -7,7 +7,8 @@
 - ``refuse(recipe) -> str | None``: why it cannot apply a supported recipe with these settings;
 - ``export(graph, fmt, recipe, path) -> dict``: write the artifact to ``path``; return facts for
   the manifest;
-- ``open(path, threads=None)``: load the artifact in the format's own runtime, giving a runner
+- ``OPTIONS``: runtime options ``open`` takes (name -> allowed values), e.g. LiteRT's xnnpack;
+- ``open(path, threads=None, options=None)``: load the artifact in the format's own runtime, giving a runner
   with ``inputs``/``outputs`` (TensorSpec, named as the graph's) and ``run(feeds) -> list``
   (arrays in the graph's output order);
 - ``runtime_version()``: import the runtime and name it;
@@ -23,6 +24,7 @@ from types import ModuleType
 from pocketfit.errors import InvalidArtifact
 
 from . import onnx, ort, pte, tflite
+from ._util import check_options  # noqa: F401 - part of the backends' interface
 
 _BACKENDS: dict[type, ModuleType] = {m.FORMAT: m for m in (onnx, ort, pte, tflite)}
 FORMATS: dict[str, type] = {f.name: f for f in _BACKENDS}

@@ -13,6 +13,19 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _NOISY = ("torch", "root", "onnxruntime", "onnxscript", "executorch", "absl", "litert_torch", "ai_edge_quantizer", "jax")
 
 
+def check_options(allowed: dict[str, tuple[str, ...]], options: dict | None) -> dict:
+    """Refuse a runtime option the backend does not have, or a value it does not take."""
+    from pocketfit.errors import BadInput
+
+    for key, value in (options or {}).items():
+        if key not in allowed:
+            offered = ", ".join(f"{k}={'|'.join(v)}" for k, v in allowed.items()) or "none"
+            raise BadInput(f"unknown runtime option {key!r}; this runtime's options: {offered}")
+        if value not in allowed[key]:
+            raise BadInput(f"runtime option {key}={value!r}: use one of {', '.join(allowed[key])}")
+    return dict(options or {})
+
+
 def reason(e: BaseException) -> str:
     """The useful line of an exporter or runtime error: its first line, and that of its root
     cause when it wraps one (torch.onnx wraps the torch.export error that says what failed)."""

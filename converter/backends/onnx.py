@@ -12,7 +12,7 @@ from pocketfit.manifest import TensorSpec
 from ..inspection import Inspection, Tensor
 from ..recipes import Fp16, Int4Weight, Int8Dynamic, Int8Static, NoQuant
 from ..tasks import CacheStyle
-from ._util import quiet, reason
+from ._util import check_options, quiet, reason
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,12 @@ FORMAT = Onnx
 RECIPES = (NoQuant, Fp16, Int8Dynamic, Int8Static, Int4Weight)
 CACHE = CacheStyle.IO
 UNSUPPORTED_TASKS: dict = {}
+OPTIONS: dict = {}  # runtime options `open` takes: name -> allowed values
+WEIGHTS = ("onnxruntime reads an .onnx file into its own memory and builds its initializers from that copy, so the "
+           "weights are anonymous memory that cannot be paged out. An .ort file with the session options "
+           "session.use_ort_model_bytes_directly=1 and session.use_ort_model_bytes_for_initializers=1 runs from the "
+           "model's bytes without another copy; handed a memory-mapped buffer through the C, C++ or Java API, those "
+           "bytes are the file's own, pageable pages.")
 
 # Sizes the dynamic axes are traced at. Not 1: torch.export would fix an axis traced at size 1.
 _TRACE_SIZES = {"batch": 2, "sequence": 16}
@@ -167,14 +173,14 @@ def _ffn_down_nodes(path: Path, intermediate_size: int | None) -> list[str]:
 class Runner:
     """An onnxruntime session over one artifact (.onnx or .ort)."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, options: dict | None = None):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
+        session_options = ort.SessionOptions()
         if threads:
-            options.intra_op_num_threads = threads
+            session_options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
             raise InvalidArtifact(f"{path} is not a loadable {path.suffix[1:].upper()} model: {reason(e)}") from e
         self.inputs = tuple(_spec(i) for i in self.session.get_inputs())
@@ -184,8 +190,8 @@ class Runner:
         return self.session.run(None, {spec.name: feeds[spec.name] for spec in self.inputs})
 
 
-def open(path: Path, threads: int | None = None) -> Runner:  # noqa: A001 - the backend verb
-    return Runner(path, threads)
+def open(path: Path, threads: int | None = None, options: dict | None = None) -> Runner:  # noqa: A001 - the backend verb
+    return Runner(path, threads, check_options(OPTIONS, options))
 
 
 def runtime_version() -> str:

@@ -24,6 +24,14 @@ FORMAT = Ort
 RECIPES = onnx.RECIPES
 CACHE = onnx.CACHE
 UNSUPPORTED_TASKS = onnx.UNSUPPORTED_TASKS
+OPTIONS = onnx.OPTIONS
+# The in-place options cannot be measured from Python: onnxruntime's bindings hand the session a
+# temporary copy of the bytes, and the session then reads freed memory (SIGSEGV, seen here).
+WEIGHTS = ("onnxruntime reads an .ort file into memory and copies its initializers again while loading (2.4x the "
+           "file for MiniLM fp32, more than from .onnx). The session options session.use_ort_model_bytes_directly=1 "
+           "and session.use_ort_model_bytes_for_initializers=1 run from the model's bytes without those copies; handed "
+           "a memory-mapped buffer through the C, C++ or Java API, those bytes are the file's own, pageable pages. "
+           "(Not measurable here: onnxruntime's Python API crashes with them.)")
 open = onnx.open  # noqa: A001 - onnxruntime runs both formats
 runtime_version = onnx.runtime_version
 refuse = onnx.refuse

@@ -15,7 +15,7 @@ from pocketfit.manifest import TensorSpec
 from ..inspection import Inspection, Tensor
 from ..recipes import Fp16, Int4Weight, Int8Dynamic, Int8Static, NoQuant
 from ..tasks import CacheStyle
-from ._util import quiet, reason
+from ._util import check_options, quiet, reason
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,10 @@ FORMAT = Pte
 RECIPES = (NoQuant, Fp16, Int8Dynamic, Int8Static, Int4Weight)
 CACHE = CacheStyle.STATE  # mutable buffers: the KV cache is planned in the method's arena
 UNSUPPORTED_TASKS: dict = {}
+OPTIONS: dict = {}
+WEIGHTS = ("ExecuTorch maps the program file; XNNPACK repacks the weights it runs into its own memory when the method "
+           "loads (anonymous, not pageable), while tables left on portable or quantized kernels, such as quantized "
+           "embeddings, are read from the mapped file and can page.")
 _SIGNATURE = "pocketfit_signature"  # a constant method holding input and output names as JSON
 _TRACE_SEQUENCE = 32
 
@@ -42,7 +46,7 @@ def refuse(recipe) -> str | None:
 def export(graph, fmt: Pte, recipe, path: Path) -> dict:
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
 
     sample = graph.sample({"batch": 1, "sequence": _TRACE_SEQUENCE})
     sequence = torch.export.Dim("sequence", min=1, max=fmt.max_sequence)
@@ -54,7 +58,10 @@ def export(graph, fmt: Pte, recipe, path: Path) -> dict:
         with quiet(), torch.no_grad():
             module, fuse_embeddings = _shrink(graph, recipe, module, sample, dynamic)
             program = torch.export.export(module, (), kwargs=sample, dynamic_shapes=dynamic, strict=False)
+            # The edge-dialect verifier re-runs for every partition and costs a third of the export;
+            # the program is checked instead by running it in ExecuTorch's runtime right after.
             lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
+                                                  compile_config=EdgeCompileConfig(_check_ir_validity=False),
                                                   constant_methods={_SIGNATURE: json.dumps(signature)})
             # Quant fusion turns dequantize -> embedding into ExecuTorch's quantized embedding
             # kernels (the table stays int8 in the file). Reinplacing writes a decoder's KV cache
@@ -216,7 +223,7 @@ class Runner:
     """ExecuTorch's runtime over one program: its `forward` method, with the quantized kernels
     (embedding tables) registered before the program loads."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, options: dict | None = None):
         import executorch.kernels.quantized  # noqa: F401 - registers quantized_decomposed kernels
         from executorch.runtime import Runtime
 
@@ -254,8 +261,8 @@ def _dtype(info) -> str:
     return _DTYPES.get(int(info.dtype()), f"scalar-type-{int(info.dtype())}")
 
 
-def open(path: Path, threads: int | None = None) -> Runner:  # noqa: A001 - the backend verb
-    return Runner(path, threads)
+def open(path: Path, threads: int | None = None, options: dict | None = None) -> Runner:  # noqa: A001 - the backend verb
+    return Runner(path, threads, check_options(OPTIONS, options))
 
 
 def runtime_version() -> str:

@@ -18,7 +18,7 @@ from pocketfit.manifest import TensorSpec
 from ..inspection import Inspection, Tensor
 from ..recipes import Fp16, Int4Weight, Int8Dynamic, Int8Static, NoQuant
 from ..tasks import CacheStyle, conform
-from ._util import quiet, reason
+from ._util import check_options, quiet, reason
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,12 @@ FORMAT = Tflite
 RECIPES = (NoQuant, Fp16, Int8Dynamic, Int8Static, Int4Weight)
 CACHE = CacheStyle.IO
 UNSUPPORTED_TASKS: dict = {}
+# xnnpack=off runs LiteRT's builtin kernels, which read the weights where the file is mapped:
+# pageable, but slower. XNNPACK (the default, as in apps) repacks them into anonymous memory.
+OPTIONS = {"xnnpack": ("on", "off")}
+WEIGHTS = ("LiteRT maps the .tflite file. With XNNPACK (the default, as in apps) the weights are repacked into "
+           "anonymous memory at load and the mapped copy goes cold; with the runtime option xnnpack=off the builtin "
+           "kernels read the weights from the mapping, so they stay pageable, at a cost in speed.")
 _SIGNATURE = "serving_default"
 
 
@@ -154,13 +160,15 @@ def _ffn_down_scopes(path: Path, intermediate_size: int | None) -> list[str]:
 class Runner:
     """The ai-edge-litert interpreter over one artifact, through its serving signature."""
 
-    def __init__(self, path: Path, threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, path: Path, threads: int | None = None, options: dict | None = None):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        resolver = OpResolverType.AUTO if (options or {}).get("xnnpack", "on") == "on" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             with quiet():
                 # LiteRT's own default is one thread; two matches a phone's pair of big cores.
-                self.interpreter = Interpreter(model_path=str(path), num_threads=threads or 2)
+                self.interpreter = Interpreter(model_path=str(path), num_threads=threads or 2,
+                                               experimental_op_resolver_type=resolver)
                 self.signature = self.interpreter.get_signature_runner(_SIGNATURE)
         except Exception as e:  # the interpreter raises ValueError/RuntimeError with its own text
             raise InvalidArtifact(f"{path} is not a loadable LiteRT model: {reason(e)}") from e
@@ -183,8 +191,8 @@ class Runner:
         return out
 
 
-def open(path: Path, threads: int | None = None) -> Runner:  # noqa: A001 - the backend verb
-    return Runner(path, threads)
+def open(path: Path, threads: int | None = None, options: dict | None = None) -> Runner:  # noqa: A001 - the backend verb
+    return Runner(path, threads, check_options(OPTIONS, options))
 
 
 def runtime_version() -> str:
