@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketfit.errors import PocketfitError
-from pocketfit.runtime.procfs import snapshot
+from pocketfit.runtime.procfs import advise, snapshot
 
 
 def feeds(inputs, seq_len: int) -> dict[str, np.ndarray]:
@@ -39,6 +39,8 @@ def measure(request: dict) -> dict:
     start = time.perf_counter()
     runner = backend.open(path, threads=request["threads"], options=request["options"])
     load_s = time.perf_counter() - start
+    if request.get("advice"):  # as an app would, on the mapping the runtime made
+        advise(path, request["advice"])
     phases["loaded"] = snapshot(path)
     arrays = feeds(runner.inputs, request["seq_len"])
     start = time.perf_counter()

@@ -43,6 +43,7 @@ class Measurement:
     emulation: object = None  # handset.Emulation when the run was emulated
     weights_advice: str = ""
     sampled: int = 0  # how many samples the parent took
+    advice: str | None = None  # madvise'd on the artifact's mappings after load
 
     @property
     def ok(self) -> bool:
@@ -102,7 +103,7 @@ class Measurement:
         return {
             "artifact": str(self.artifact), "bytes": self.bytes, "runtime": self.runtime, "options": self.options,
             "seq_len": self.seq_len, "iterations": self.iterations, "warmup": self.warmup, "threads": self.threads,
-            "outcome": self.outcome, "detail": self.detail,
+            "advice": self.advice, "outcome": self.outcome, "detail": self.detail,
             "load_seconds": self.load_seconds, "first_seconds": self.first_seconds,
             "latency_ms": {"p50": self.p50_ms, "p90": self.p90_ms, "p99": self.p99_ms},
             "memory": {
@@ -192,12 +193,15 @@ def probe(artifact: Path, timeout: float = 300) -> tuple[str, Snapshot]:
 def measure(
     artifact: Path, *, iterations: int = 20, warmup: int = 3, seq_len: int = 128, threads: int | None = None,
     options: dict | None = None, timeout: float = 600, emulate=None, cold: bool = False, sample_interval: float | None = 0.01,
+    budget: int | None = None, advice: str | None = None,
 ) -> Measurement:
     """Load `artifact` in a fresh child process and run it `warmup` + `iterations` times at batch 1
     and `seq_len` tokens; return its timings, memory, faults and I/O.
 
     `emulate` (a devices.Device) runs it inside that phone's limits, enforced by cgroups, from a
-    cold page cache. A crash, a kill, an OOM kill or a hang is the measurement's `outcome`, not
+    cold page cache; `budget` then replaces what the model may hold (by default the phone's app
+    budget less the runtime's footprint). `advice` ("random", "sequential", "normal") is
+    madvise'd on the runtime's mappings of the artifact after load, as an app can. A crash, a kill, an OOM kill or a hang is the measurement's `outcome`, not
     an exception; bad input (a file the runtime cannot load, an unknown option) raises.
     """
     from pocketfit.converter import backends
@@ -209,12 +213,16 @@ def measure(
         raise BadInput("iterations and seq-len must be at least 1, warmup at least 0")
     backend = backends.for_path(artifact)
     options = backends.check_options(backend.OPTIONS, options)
+    if advice is not None and advice not in procfs.ADVICE:
+        raise BadInput(f"advice {advice!r}: use one of {', '.join(procfs.ADVICE)}")
     request = {"artifact": str(artifact.resolve()), "iterations": iterations, "warmup": warmup, "seq_len": seq_len,
-               "threads": threads, "options": options}
+               "threads": threads, "options": options, "advice": advice}
+    if budget is not None and emulate is None:
+        raise BadInput("a memory budget is enforced only on an emulated handset: add --emulate DEVICE")
     if emulate is not None:
         from . import handset
 
-        with handset.Handset(emulate, artifact) as box:
+        with handset.Handset(emulate, artifact, budget) as box:
             code, out, err, hung, sampler = _run_child(request, timeout, box.wrap, sample_interval)
             emulation = box.result()
             probed = {"runtime": box.runtime, "phases": {"baseline": box.baseline.to_dict()}}
@@ -252,6 +260,7 @@ def measure(
         emulation=emulation,
         weights_advice=backend.WEIGHTS,
         sampled=sampler.samples if sampler else 0,
+        advice=advice,
     )
 
 

@@ -79,3 +79,25 @@ def evict(path: Path) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
+
+
+ADVICE = {"normal": 0, "random": 1, "sequential": 2}  # MADV_* from <sys/mman.h>
+
+
+def advise(path: Path, advice: str) -> int:
+    """madvise every mapping of `path` in this process (MADV_RANDOM turns off the kernel's read-around
+    on page faults: each fault then reads one page). Returns how many mappings it advised."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    target, count = str(Path(path).resolve()), 0
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split(None, 5)
+            if len(fields) == 6 and fields[5].strip() == target:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                if libc.madvise(start, end - start, ADVICE[advice]) != 0:
+                    raise OSError(ctypes.get_errno(), f"madvise({advice}) on {target}")
+                count += 1
+    return count

@@ -77,6 +77,17 @@ def test_mapped_weights_larger_than_the_budget_thrash(mapped_model, phones):
     assert cold["read_bytes"] > 0.5 * linear_weights  # a cold start: the weights came from storage
 
 
+
+def test_madvise_random_reads_one_page_per_fault(mapped_model, phones):
+    """With MADV_RANDOM on the runtime's mapping, the kernel's read-around is off: every major
+    fault reads exactly one page, so faults per inference are the weight pages re-read."""
+    linear_weights = 3 * (4 * 768 * 768 + 2 * 768 * 3072) * 4
+    m = measure(mapped_model, iterations=2, warmup=1, options={"xnnpack": "off"}, emulate=phones["small-phone"], advice="random")
+    assert m.ok and m.advice == "random"
+    warm = m.faults("warm", "end")
+    assert warm["majflt"] / m.iterations > 0.2 * linear_weights / 4096, warm
+    assert abs(warm["read_bytes"] - 4096 * warm["majflt"]) <= 0.02 * warm["read_bytes"], warm
+
 def test_copied_weights_larger_than_the_budget_are_oom_killed(minilm_onnx, phones):
     m = measure(minilm_onnx["none"].path, iterations=3, emulate=phones["small-phone"])
     assert m.outcome == "oom-killed" and m.emulation.oom_killed
@@ -88,10 +99,17 @@ def test_copied_weights_larger_than_the_budget_are_oom_killed(minilm_onnx, phone
 def test_limits_are_the_phones(mapped_model, phones):
     m = measure(mapped_model, iterations=1, warmup=0, options={"xnnpack": "off"}, emulate=phones["roomy-phone"])
     e = m.emulation
-    assert e.memory_limit == e.budget - e.footprint + e.host_baseline
+    assert e.memory_limit == e.budget - e.footprint + e.host_baseline == e.model_budget + e.host_baseline
+    assert e.host_baseline == m.phases["baseline"].rss_anon
     assert e.read_bps == 10**9 and e.read_iops == 40000
     assert e.cpus == ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:2])
     assert cgroups.leftovers() == []
+
+
+def test_an_explicit_budget_replaces_the_phones(mapped_model, phones):
+    m = measure(mapped_model, iterations=1, warmup=0, options={"xnnpack": "off"}, emulate=phones["roomy-phone"], budget=48 * 2**20)
+    assert m.ok and m.emulation.model_budget == 48 * 2**20
+    assert m.emulation.memory_limit == 48 * 2**20 + m.emulation.host_baseline
 
 
 def test_no_cgroups_is_exit_3_not_an_unconstrained_run(minilm_onnx):

@@ -80,3 +80,14 @@ def test_unknown_runtime_option_names_the_runtime_options(minilm_onnx, tmp_path)
         measure(minilm_onnx["int8"].path, options={"xnnpack": "off"})
     result = run_cli("profile", str(minilm_onnx["int8"].path), "--option", "xnnpack")
     assert result.returncode == 2 and "write KEY=VALUE" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget", "64MiB"], "--budget applies with --emulate DEVICE only"),
+    (["--emulate", "galaxy-a15", "--budget", "64 mb"], "size '64 mb' is not understood"),
+    (["--madvise", "sideways"], "'sideways' is not one of"),
+])
+def test_profile_refuses_bad_budget_and_advice(minilm_onnx, args, message):
+    result = run_cli("profile", str(minilm_onnx["int8"].path), *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
