@@ -29,6 +29,8 @@ _PUBLIC = {
     "FORMATS": ".backends",
     "inspect": ".inspection",
     "Inspection": ".inspection",
+    "weight_layout": ".layout",
+    "Layout": ".layout",
     "sentences": ".texts",
 }
 __all__ = sorted(_PUBLIC)

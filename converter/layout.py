@@ -22,6 +22,7 @@ class Weight:
     length: int  # bytes
     held: str  # MAPPED or COPIED, under the runtime options the layout was read for
     rows: int = 0  # > 0: an embedding table, read only at the rows of the input's token ids (row = length // rows)
+    locked: bool = False  # mapped, but the runtime mlock()s it at load: read whole then, resident for good, never dropped
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,44 @@ class Layout:
 
     def held_bytes(self, held: str) -> int:
         return sum(w.length for w in self.weights if w.held == held)
+
+    def render(self) -> str:
+        """A table of the weights in the order one inference first reads them (those it never
+        reads last), then the totals and how `held` and `order` were decided."""
+        from pocketfit.table import render as table
+        from pocketfit.units import human
+
+        first: dict[int, int] = {}
+        for position, index in enumerate(self.order):
+            first.setdefault(index, position)
+        ranked = sorted(range(len(self.weights)), key=lambda i: (i not in first, first.get(i, 0), i))
+        rows = [["order", "name", "file", "offset", "length", "held", "rows"]]
+        for i in ranked:
+            w = self.weights[i]
+            held = w.held + (", locked" if w.locked else "")
+            name = w.name if len(w.name) <= 60 else "…" + w.name[-59:]
+            rows.append([str(first[i]) if i in first else "-", name, w.file, str(w.offset), str(w.length), held, str(w.rows or "")])
+        options = ", ".join(f"{k}={v}" for k, v in self.options.items()) or "defaults"
+        lines = [f"{self.format} weight layout (runtime options: {options})", table(rows, right={0, 3, 4, 6}), ""]
+        mapped, copied = self.held_bytes(MAPPED), self.held_bytes(COPIED)
+        locked = sum(w.length for w in self.weights if w.locked)
+        lines.append(f"mapped: {human(mapped)} ({mapped} bytes)" + (f", of which locked {human(locked)}" if locked else "")
+                     + f"; copied: {human(copied)} ({copied} bytes)")
+        lines.append("files: " + ", ".join(f"{name} {human(size)} ({size} bytes)" for name, size in self.files.items()))
+        if self.arena:
+            lines.append(f"arena (planned working memory): {human(self.arena)} ({self.arena} bytes)")
+        return "\n".join(lines + [f"- {note}" for note in self.notes])
+
+
+def weight_layout(path, options: dict | None = None) -> Layout:
+    """Read where the artifact at `path` keeps its weights, with the backend its suffix names."""
+    from pathlib import Path
+
+    from pocketfit.errors import InvalidArtifact
+
+    from . import backends
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidArtifact(f"artifact {path} does not exist")
+    return backends.for_path(path).layout(path, options)

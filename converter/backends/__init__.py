@@ -12,7 +12,10 @@
   with ``inputs``/``outputs`` (TensorSpec, named as the graph's) and ``run(feeds) -> list``
   (arrays in the graph's output order);
 - ``runtime_version()``: import the runtime and name it;
-- ``inspect(path) -> Inspection``: what the file holds, read without the source model.
+- ``inspect(path) -> Inspection``: what the file holds, read without the source model;
+- ``layout(path, options=None) -> Layout``: where each constant lies in the file(s) (file,
+  offset, length), whether the runtime under ``options`` keeps it mapped or copies it, and the
+  order one inference reads them (../layout.py), read without the source model.
 
 Core code looks a backend up here and never branches on the format. Backends import their
 runtime lazily, so the measuring child process pays only for the runtime it needs.

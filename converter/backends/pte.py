@@ -13,8 +13,10 @@ from pocketfit.errors import ExportFailed, InvalidArtifact
 from pocketfit.manifest import TensorSpec
 
 from ..inspection import Inspection, Tensor
+from ..layout import Layout
 from ..recipes import Fp16, Int4Weight, Int8Dynamic, Int8Static, NoQuant
 from ..tasks import CacheStyle
+from . import _layout, _pte_layout
 from ._util import check_options, quiet, reason
 
 
@@ -367,3 +369,37 @@ def _xnnpack_constants(program) -> dict[str, tuple[str, tuple[int, ...]]]:
 
 def _scalar_type(value) -> str:
     return _DTYPES.get(int(value), f"scalar-type-{int(value)}")
+
+
+def layout(path: Path, options: dict | None = None) -> Layout:
+    """Where each constant lies in the .pte (the constant segment's tensors, the delegates' named
+    data) and the order `forward`'s instructions read them; the arena is its memory plan."""
+    from executorch.exir._serialize._program import _flatbuffer_to_program, _get_extended_header
+
+    options = check_options(OPTIONS, options)
+    data = path.read_bytes()
+    try:
+        header = _get_extended_header(data)
+        if header is None or not header.is_valid():
+            raise ValueError("no extended header: the constants are not in segments (an old or damaged program)")
+        program = _flatbuffer_to_program(data[:header.program_size])
+        if any(len(b.storage) for b in program.constant_buffer):
+            raise ValueError("its constants are inline in the program flatbuffer (an old layout pocketfit does not read)")
+        plans = {p.name: p for p in program.execution_plan}
+        plan = plans.get("forward", program.execution_plan[0])
+        weights, reads = _pte_layout.program_weights(path.name, data, header.segment_base_offset, program, plan)
+    except Exception as e:  # a damaged flatbuffer fails in many ways
+        raise InvalidArtifact(f"{path}: cannot read the ExecuTorch program's weight layout: {reason(e)}") from e
+    notes = ["order: the `forward` method's chain of instructions; a kernel call's constant arguments in argument order, "
+             "and a delegate call's weights (named data it refers to) at the call, though XNNPACK read them once at load.",
+             _HELD, "Tables read by embedding/embedding_byte of the token ids (through dim-order copies and views) have "
+             "rows set, their per-row scales too: one inference reads only the rows of its ids.",
+             "arena: the sum of `forward`'s planned non-constant buffers (its memory plan)."]
+    return _layout.build("pte", path, weights.values(), reads, options=options, arena=int(sum(plan.non_const_buffer_sizes)), notes=notes)
+
+
+_HELD = ("held: ExecuTorch maps the program file; the constants of portable and quantized kernels (embedding tables, "
+         "layer norms) are read from the mapping, while the XNNPACK delegate copies and repacks the named data it refers "
+         "to into its own memory at load and unmaps it. locked: ExecuTorch's mmap loader mlock()s the constant segment "
+         "when it loads it (measured: VmLck = the segment's size, whole and resident after load), so those weights are "
+         "mapped but never paged out.")

@@ -16,8 +16,10 @@ from pocketfit.errors import ExportFailed, InvalidArtifact
 from pocketfit.manifest import TensorSpec
 
 from ..inspection import Inspection, Tensor
+from ..layout import COPIED, MAPPED, Layout, Weight
 from ..recipes import Fp16, Int4Weight, Int8Dynamic, Int8Static, NoQuant
 from ..tasks import CacheStyle, conform
+from . import _layout
 from ._util import check_options, quiet, reason
 
 
@@ -230,3 +232,82 @@ def inspect(path: Path) -> Inspection:
         f"{s.signatureKey.decode()}({', '.join(i.name.decode() for i in s.inputs)})" for s in (model.signatureDefs or [])
     )
     return Inspection("tflite", path, path.stat().st_size, tuple(tensors), operators, {"signatures": signatures})
+
+
+def layout(path: Path, options: dict | None = None) -> Layout:
+    """Where each constant buffer lies in the .tflite (its inline `data` vector, or the
+    offset/size a large model gives), and the order the signature's operators read them."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    options = check_options(OPTIONS, options)
+    data = path.read_bytes()
+    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    try:
+        if not schema.Model.ModelBufferHasIdentifier(data, 0):
+            raise ValueError("no TFLite flatbuffer identifier")
+        model = schema.Model.GetRootAs(data, 0)
+        where = {}
+        for i in range(1, model.BuffersLength()):  # buffer 0 is the empty sentinel
+            buffer = model.Buffers(i)
+            vector = buffer._tab.Offset(4)  # Buffer.data: the accessors hide where the bytes are
+            if vector and buffer.DataLength():
+                where[i] = (buffer._tab.Vector(vector), buffer.DataLength())
+            elif buffer.Offset() > 1:  # a model over 2 GB keeps its buffers after the flatbuffer
+                where[i] = (buffer.Offset(), buffer.Size())
+        index = next((model.SignatureDefs(i).SubgraphIndex() for i in range(model.SignatureDefsLength())
+                      if model.SignatureDefs(i).SignatureKey().decode() == _SIGNATURE), 0)
+        graph = model.Subgraphs(index)
+        tensors = [graph.Tensors(i) for i in range(graph.TensorsLength())]
+        ops = []
+        for i in range(graph.OperatorsLength()):
+            operator = graph.Operators(i)
+            code = model.OperatorCodes(operator.OpcodeIndex())
+            ops.append((op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?"),
+                        [int(t) for t in (operator.InputsAsNumpy() if operator.InputsLength() else ()) if t >= 0],
+                        [int(t) for t in (operator.OutputsAsNumpy() if operator.OutputsLength() else ())]))
+        inputs = {int(t) for t in (graph.InputsAsNumpy() if graph.InputsLength() else ())}
+        buffer_of = {i: t.Buffer() for i, t in enumerate(tensors) if t.Buffer() in where}
+        names = {b: tensors[i].Name().decode() for i, b in sorted(buffer_of.items(), reverse=True)}  # a shared buffer: its first tensor's name
+        shapes = {b: (tensors[i].Shape(0) if tensors[i].ShapeLength() else 0) for i, b in buffer_of.items()}
+    except Exception as e:  # a damaged flatbuffer fails in many ways
+        raise InvalidArtifact(f"{path}: cannot read the LiteRT model's weight layout: {reason(e)}") from e
+    producer = {out: (op, ins[0] if ins else -1) for op, ins, outs in ops for out in outs}
+    lookups = [(ins[_GATHERS[op][0]], ins[_GATHERS[op][1]]) for op, ins, _ in ops if op in _GATHERS and len(ins) > 1]
+    tables = {buffer_of[t] for t, ids in lookups if t in buffer_of and _layout.token_table(ids, inputs, producer)}
+    xnnpack = options.get("xnnpack", "on") == "on"
+    # A constant stays in the file unless every read of it is one that happens once, at load:
+    # XNNPACK packing its matrix ops' weights, or a kernel preparing with a shape or an axis.
+    once = {op: _PREPARED.get(op, ()) + (_PACKED.get(op, ()) if xnnpack else ()) for op, _, _ in ops}
+    per_inference = {buffer_of[t] for op, ins, _ in ops for i, t in enumerate(ins) if t in buffer_of and i not in once[op]}
+    read_once = {buffer_of[t] for op, ins, _ in ops for i, t in enumerate(ins) if t in buffer_of and i in once[op]}
+    in_place = set(where) - (read_once - per_inference)
+    placed = [Weight(names[b], path.name, offset, length, MAPPED if b in in_place else COPIED, shapes[b] if b in tables else 0)
+              for b, (offset, length) in where.items() if b in names]
+    reads = [names[buffer_of[t]] for _, ins, _ in ops for t in ins if t in buffer_of]
+    notes = ["order: the operators of the serving signature's subgraph in stored order (LiteRT runs them in that order), "
+             "each operator's constant inputs in input order.",
+             _HELD_XNNPACK if xnnpack else _HELD_BUILTIN, _HELD_PREPARED,
+             "Tables read by GATHER/EMBEDDING_LOOKUP of the token ids (through CAST/RESHAPE) have rows set: one inference "
+             "reads only the rows of its ids. Other gathers (position tables) count as read whole."]
+    return _layout.build("tflite", path, placed, reads, options=options, notes=notes)
+
+
+# Inputs XNNPACK packs at load: weights and biases of its matrix ops.
+_PACKED = {"FULLY_CONNECTED": (1, 2), "CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "TRANSPOSE_CONV": (1, 3),
+           "BATCH_MATMUL": (1,)}
+# Inputs read once: shapes, axes and permutations when a kernel prepares; a DEQUANTIZE of a
+# constant (fp16 weights) is computed once, into memory of the interpreter's (or XNNPACK's).
+_PREPARED = {"DEQUANTIZE": (0,), "RESHAPE": (1,), "TRANSPOSE": (1,), "MEAN": (1,), "SUM": (1,), "REDUCE_MAX": (1,), "REDUCE_MIN": (1,),
+             "REDUCE_PROD": (1,), "EXPAND_DIMS": (1,), "BROADCAST_TO": (1,), "TILE": (1,), "PAD": (1,), "PADV2": (1,),
+             "SLICE": (1, 2), "STRIDED_SLICE": (1, 2, 3), "SPLIT": (0,), "SPLIT_V": (1, 2)}
+_GATHERS = {"GATHER": (0, 1), "EMBEDDING_LOOKUP": (1, 0)}  # op -> (table input, index input)
+_HELD_XNNPACK = ("held (xnnpack=on): the XNNPACK delegate repacks the weights and biases of the matrix operators it takes "
+                 "(FULLY_CONNECTED, BATCH_MATMUL, convolutions) into its own "
+                 "memory at load; every other constant (embedding tables on the builtin GATHER/EMBEDDING_LOOKUP, the "
+                 "operands of elementwise ops such as a folded position table) is read where the file is mapped, on every "
+                 "inference. Measured (tests/layout_probe.py): one inference faults in exactly those pages.")
+_HELD_PREPARED = ("Shapes, axes and permutations (RESHAPE, TRANSPOSE, MEAN, SLICE ... parameters) and the fp16 weights a "
+                  "DEQUANTIZE widens count as copied: they are read once, when the kernels prepare (or at the first run); widened fp16 "
+                  "weights take twice their file bytes of anonymous memory (measured: an fp16 BERT's fp32 table in anonymous memory).")
+_HELD_BUILTIN = ("held (xnnpack=off): LiteRT maps the file and its builtin kernels read every constant from the mapping on "
+                 "every inference. Measured (tests/layout_probe.py): one inference faults in the pages of every weight.")
