@@ -22,8 +22,17 @@ def parse_bytes(text: str | int) -> int:
     match = _SIZE.match(str(text))
     if not match or match.group(2) not in _UNITS:
         forms = ", ".join(_UNITS)
-        raise BadInput(f"size {text!r} is not understood: write a number and one of {forms} (e.g. '512 MiB')")
+        hint = ""
+        if match and match.group(2).lower().rstrip("b") in _AMBIGUOUS:
+            number, prefix = match.group(1), _AMBIGUOUS[match.group(2).lower().rstrip("b")]
+            hint = f" ({match.group(2)!r} is ambiguous: write '{number} {prefix}iB' for 1024-based or '{number} {'k' if prefix == 'K' else prefix}B' for 1000-based)"
+        raise BadInput(f"size {text!r} is not understood{hint}: write a number and one of {forms} (e.g. '512 MiB', '512MiB', '0.5 GiB', '500 MB')")
     return round(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+# Lower-case or one-letter units ("512 mb", "512m", "2g") could mean bits or bytes, 1000 or 1024:
+# refused, with the two spellings that say which.
+_AMBIGUOUS = {"k": "K", "m": "M", "g": "G", "t": "T", "ki": "K", "mi": "M", "gi": "G", "ti": "T"}
 
 
 def mib(n: int) -> str:
