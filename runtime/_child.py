@@ -65,8 +65,24 @@ def measure(request: dict) -> dict:
     }
 
 
+def _die_with_parent(parent: int | None) -> None:
+    """SIGKILL this process when the harness dies, however it dies (even between fork and the
+    harness holding the child's handle): an orphan would run on, holding the harness's pipes."""
+    import ctypes
+    import os
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # blocked by the harness around its fork
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent is not None and os.getppid() != parent:  # it died before the call above
+        os._exit(1)
+
+
 def main() -> None:
     request = json.loads(sys.argv[1])
+    if sys.platform == "linux":
+        _die_with_parent(request.get("parent"))
     try:
         result = measure(request)
     except PocketfitError as e:

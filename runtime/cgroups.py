@@ -52,6 +52,7 @@ class Group:
     dirs: list[Path] = field(default_factory=list)
 
     def __enter__(self) -> "Group":
+        reap()
         try:
             (self._make_v1 if version() == 1 else self._make_v2)()
         except OSError as e:
@@ -144,6 +145,21 @@ def leftovers(prefix: str = "pocketfit-") -> list[Path]:
     if "" in own and (ROOT / own[""].lstrip("/")).is_dir():
         found += [p for p in (ROOT / own[""].lstrip("/")).iterdir() if p.is_dir() and p.name.startswith(prefix)]
     return found
+
+
+def reap() -> list[Path]:
+    """Remove the empty groups of pocketfit processes that no longer exist (a run killed with
+    SIGKILL, or a script without pocketfit's SIGTERM handling, cannot clean up after itself)."""
+    removed = []
+    for path in leftovers():
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            try:
+                path.rmdir()  # fails, and is left alone, while a process is still inside
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
 
 
 def _write(path: Path, value) -> None:

@@ -2,6 +2,7 @@
 optionally inside an emulated handset's limits (runtime/handset.py)."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -160,8 +161,14 @@ class _Sampler:
 
 def _run_child(request: dict, timeout: float, wrap=None, interval: float | None = 0.01):
     """Start the child (inside cgroups when `wrap` is given), sample it, and collect what it says."""
-    command = [sys.executable, "-m", "pocketfit.runtime._child", json.dumps(request)]
-    child = subprocess.Popen(wrap(command) if wrap else command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "pocketfit.runtime._child", json.dumps(request | {"parent": os.getpid()})]
+    # Ctrl-C or SIGTERM while Popen forks would leave a child this function holds no handle to:
+    # they wait, blocked, until `child` exists (the child unblocks them for itself at start).
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        child = subprocess.Popen(wrap(command) if wrap else command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     sampler = _Sampler(child.pid, interval).start() if interval else None
     hung = False
     try:

@@ -91,7 +91,8 @@ def test_madvise_random_reads_one_page_per_fault(mapped_model, phones):
 def test_copied_weights_larger_than_the_budget_are_oom_killed(minilm_onnx, phones):
     m = measure(minilm_onnx["none"].path, iterations=3, emulate=phones["small-phone"])
     assert m.outcome == "oom-killed" and m.emulation.oom_killed
-    assert m.model_anon > 0.5 * m.bytes  # the sampler saw the copy grow before the kill
+    assert m.model_anon > 0  # the sampler saw the copy grow before the kill
+    assert m.emulation.memory_peak >= 0.9 * m.emulation.memory_limit  # killed at the phone's limit, not before
     fine = measure(minilm_onnx["none"].path, iterations=3, emulate=phones["roomy-phone"])
     assert fine.ok and fine.model_anon >= 0.9 * fine.bytes
 
@@ -100,10 +101,11 @@ def test_limits_are_the_phones(mapped_model, phones):
     m = measure(mapped_model, iterations=1, warmup=0, options={"xnnpack": "off"}, emulate=phones["roomy-phone"])
     e = m.emulation
     assert e.memory_limit == e.budget - e.footprint + e.host_baseline == e.model_budget + e.host_baseline
-    assert e.host_baseline == m.phases["baseline"].rss_anon
+    # the probe's anonymous baseline: a separate process of the same runtime, so about the measuring child's
+    assert abs(e.host_baseline - m.phases["baseline"].rss_anon) <= 0.05 * e.host_baseline
     assert e.read_bps == 10**9 and e.read_iops == 40000
     assert e.cpus == ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:2])
-    assert cgroups.leftovers() == []
+    assert cgroups.leftovers(f"pocketfit-{os.getpid()}-") == []  # this process's own (other tests may run beside it)
 
 
 def test_an_explicit_budget_replaces_the_phones(mapped_model, phones):
@@ -137,13 +139,32 @@ def test_cgroups_are_removed_when_interrupted(minilm_onnx, phones, sig, code):
     command = [sys.executable, "-m", "pocketfit", "profile", str(minilm_onnx["int8"].path), "--iterations", "100000",
                "--emulate", str(phones["roomy-phone"].path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    its_own = f"pocketfit-{process.pid}-"  # groups are named after the pid that makes them
     deadline = time.time() + 120
-    while not cgroups.leftovers() and time.time() < deadline:
+    while not cgroups.leftovers(its_own) and time.time() < deadline:
         time.sleep(0.1)
-    assert cgroups.leftovers(), "the run never set up its cgroups"
-    time.sleep(2)  # into the measurement proper
+    assert cgroups.leftovers(its_own), "the run never set up its cgroups"
+    while not any((g / "cgroup.procs").read_text().strip() for g in cgroups.leftovers(its_own)) and time.time() < deadline:
+        time.sleep(0.1)  # until the measuring child is inside them
+    time.sleep(1)
     process.send_signal(sig)
     _, err = process.communicate(timeout=60)
     assert process.returncode == code, err
-    assert cgroups.leftovers() == []
+    assert cgroups.leftovers(its_own) == []
     assert "Traceback" not in err
+
+
+def test_groups_of_dead_runs_are_reaped():
+    """A run killed with SIGKILL cannot remove its groups; the next run removes them (empty ones only)."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    own = cgroups._own_paths()
+    stale = cgroups.ROOT / "memory" / own["memory"].lstrip("/") / f"pocketfit-{dead.pid}-0"
+    stale.mkdir()
+    try:
+        assert stale in cgroups.leftovers(f"pocketfit-{dead.pid}-")
+        assert stale in cgroups.reap()
+        assert cgroups.leftovers(f"pocketfit-{dead.pid}-") == []
+    finally:
+        if stale.exists():
+            stale.rmdir()

@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -91,3 +93,40 @@ def test_profile_refuses_bad_budget_and_advice(minilm_onnx, args, message):
     result = run_cli("profile", str(minilm_onnx["int8"].path), *args)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter (Z: a zombie, dead), or None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            pass
+    return found
+
+
+def test_the_measuring_child_dies_with_the_harness(minilm_onnx):
+    """Even a harness killed with SIGKILL (no cleanup at all) leaves no measuring child behind."""
+    harness = subprocess.Popen([sys.executable, "-m", "pocketfit", "profile", str(minilm_onnx["int8"].path), "--iterations", "100000"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (children := _children_of(harness.pid)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert children, "the harness never started its child"
+    time.sleep(1)  # past its start-up
+    harness.kill()
+    harness.wait()
+    deadline = time.time() + 10
+    while any(_state(c) not in (None, "Z") for c in children) and time.time() < deadline:
+        time.sleep(0.1)
+    assert all(_state(c) in (None, "Z") for c in children), [(c, _state(c)) for c in children]
