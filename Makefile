@@ -5,15 +5,33 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.pocketfit-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test env check-torch lock clean
+.PHONY: demo test env check-torch lock clean bench-peers peers check-example chromium
 
 demo: env ## the main job on the embedded MiniLM: export fp32 + int8, verify, measure, check phones
 	$(BIN)/pocketfit demo
 
-test: env ## the whole test suite
+test: env chromium ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 env: $(STAMP) check-torch
+
+# The HTML report's test opens it in headless Chromium: Debian's package, installed quietly when
+# missing (root, apt). Where it cannot be installed the test skips, except under
+# POCKETFIT_REQUIRE_CGROUPS=1 (CI), where a missing chromium fails it.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; }; } || \
+	  echo "chromium not installed (needs root and apt): the HTML report test will skip, or fail under POCKETFIT_REQUIRE_CGROUPS=1"; }
+
+# The release gate example: MiniLM as ONNX int8 and LiteRT int8 on four tiers of phones, built on
+# first run (about a minute each) into examples/release-gate/build/. The entry tier fails on purpose,
+# so `pocketfit check` exits 1; this target succeeds exactly when it does (any other code fails it).
+check-example: env
+	@$(BIN)/pocketfit check --config examples/release-gate/pocketfit.toml \
+	  --format html --output examples/release-gate/build/report.html; code=$$?; \
+	if [ $$code -eq 1 ]; then echo "make check-example: pocketfit check exited 1, as expected: the entry tier fails on purpose (report: examples/release-gate/build/report.html)"; \
+	else echo "make check-example: pocketfit check exited $$code; expected 1 (the entry tier's deliberate failure)" >&2; exit 1; fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +49,26 @@ $(STAMP): requirements/lock.txt pyproject.toml | $(BIN)/python
 check-torch: | $(BIN)/python
 	@$(BIN)/python -c "import importlib.metadata as m, sys; v = m.version('torch'); \
 	sys.exit(0 if v == '2.13.0+cpu' else f'torch is {v}, not 2.13.0+cpu: a CUDA build replaced the CPU one; rm -rf $(VENV) and rerun make')"
+
+# pocketfit beside optimum-onnx and optimum-executorch (benchmarks/peers.py). Each peer lives in a
+# venv of its own under benchmarks/.peers/ (their transformers pins conflict with ours and with each
+# other), made once from its pinned closure in benchmarks/peers/, torch first and alone as above.
+PEER_NAMES := optimum-onnx optimum-executorch
+PEER_STAMPS := $(foreach p,$(PEER_NAMES),benchmarks/.peers/$(p)/.installed)
+
+bench-peers: env peers
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/peers.py
+
+peers: $(PEER_STAMPS)
+
+benchmarks/.peers/%/.installed: benchmarks/peers/%.txt
+	rm -rf benchmarks/.peers/$*
+	$(PYTHON) -m venv benchmarks/.peers/$*
+	benchmarks/.peers/$*/bin/python -m pip --disable-pip-version-check install -q torch==2.13.0
+	benchmarks/.peers/$*/bin/python -m pip --disable-pip-version-check install -q -r $<
+	@benchmarks/.peers/$*/bin/python -c "import importlib.metadata as m, sys; v = m.version('torch'); \
+	sys.exit(0 if v == '2.13.0+cpu' else f'$*: torch is {v}, not 2.13.0+cpu')"
+	touch $@
 
 # Regenerate requirements/lock.txt from pyproject.toml's pins in a throwaway venv.
 lock:

@@ -120,17 +120,37 @@ def export(model: str, task: str, format_: str, quant: str, max_context: int | N
 @cli.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="How many of the largest tensors to list.")
-def inspect(artifact: Path, top: int) -> None:
+@click.option("--layout", "show_layout", is_flag=True, help="Instead: where each weight lies in the file(s), mapped or copied, in reading order.")
+@click.option("--option", "runtime_options", multiple=True, metavar="KEY=VALUE",
+              help="With --layout: a runtime option, e.g. xnnpack=off for .tflite (repeatable).")
+def inspect(artifact: Path, top: int, show_layout: bool, runtime_options: tuple[str, ...]) -> None:
     """Print what ARTIFACT holds: format, size, constants by dtype, the largest tensors,
     operators, and format-specific facts (for .pte: the planned arena per method and which
-    operators run in the XNNPACK delegate).
+    operators run in the XNNPACK delegate). With --layout: each weight's file, offset, length,
+    whether the runtime keeps it mapped (pageable) or copies it, in the order one inference reads them.
 
     \b
     pocketfit inspect out/minilm-int8/model.onnx
+    pocketfit inspect out/model.tflite --layout --option xnnpack=off
     """
-    from .converter import inspect as read
+    from .converter import inspect as read, weight_layout
 
-    click.echo(read(artifact).render(top))
+    if runtime_options and not show_layout:
+        raise click.UsageError("--option applies to --layout only")
+    if show_layout:
+        click.echo(weight_layout(artifact, _parse_options(runtime_options)).render())
+    else:
+        click.echo(read(artifact).render(top))
+
+
+def _parse_options(items: tuple[str, ...]) -> dict[str, str]:
+    parsed = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"--option {item!r}: write KEY=VALUE, e.g. xnnpack=off")
+        parsed[key] = value
+    return parsed
 
 
 def _measurement_options(f):
@@ -152,9 +172,12 @@ def _measurement_options(f):
 @click.argument("artifact", type=click.Path(path_type=Path))
 @_measurement_options
 @click.option("--emulate", "emulate_ref", metavar="DEVICE", help="Run inside this phone's memory, flash and CPU limits (cgroups; needs root).")
+@click.option("--budget", "budget_text", metavar="SIZE", help="With --emulate: the model's memory budget instead of the phone's (e.g. 64MiB).")
+@click.option("--madvise", "advice", type=click.Choice(["normal", "random", "sequential"]),
+              help="madvise the runtime's mapping of the artifact after load, as an app can (random: no read-around).")
 @click.option("--cold", is_flag=True, help="Drop the artifact from the page cache first (always so with --emulate).")
 @click.option("--device", "device_refs", multiple=True, help="Also judge the result against this phone (repeatable).")
-def profile(artifact: Path, emulate_ref: str | None, cold: bool, device_refs: tuple[str, ...], **options) -> None:
+def profile(artifact: Path, emulate_ref: str | None, budget_text: str | None, advice: str | None, cold: bool, device_refs: tuple[str, ...], **options) -> None:
     """Measure ARTIFACT in its own runtime, in a child process: load time, latency, peak memory
     split into anonymous and file-backed, page faults and bytes read — what the model costs apart
     from the process measuring it. Exits 1 when the run crashed, hung or was OOM-killed, or when it
@@ -166,31 +189,106 @@ def profile(artifact: Path, emulate_ref: str | None, cold: bool, device_refs: tu
     """
     from .runtime import devices
 
+    from .units import parse_bytes
+
     phones = [devices.load(ref) for ref in device_refs]
     emulated = devices.load(emulate_ref) if emulate_ref else None
-    if emulated and emulated not in phones:
+    if budget_text and not emulated:
+        raise click.UsageError("--budget applies with --emulate DEVICE only")
+    if emulated and emulated not in phones and not budget_text:
         phones.insert(0, emulated)
-    _measure_and_judge(artifact, phones, emulated, cold, **options)
+    budget = parse_bytes(budget_text) if budget_text else None
+    _measure_and_judge(artifact, phones, emulated, cold, budget=budget, advice=advice, **options)
+
+
+_REPORT_FORMATS = ["table", "json", "junit", "markdown", "html"]
 
 
 @cli.command()
-@click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--device", "device_refs", multiple=True, required=True, help="Device id or profile .toml (repeatable).")
+@click.argument("artifact", type=click.Path(path_type=Path), required=False)
+@click.option("--device", "device_refs", multiple=True, help="With ARTIFACT: a device id or profile .toml (repeatable).")
+@click.option("--config", "config", type=click.Path(path_type=Path),
+              help="The budget file [default: ./pocketfit.toml, or [tool.pocketfit] in ./pyproject.toml].")
+@click.option("--baseline", type=click.Path(path_type=Path), help="Compare growth limits against this recorded baseline (JSON).")
+@click.option("--update-baseline", is_flag=True, help="Rewrite the baseline (atomically) with this run's figures.")
+@click.option("--format", "report_formats", multiple=True, type=click.Choice(_REPORT_FORMATS),
+              help="Report format [default: table]; repeat together with --output to write several.")
+@click.option("--output", "outputs", multiple=True, type=click.Path(path_type=Path),
+              help="Write the report here (atomically) instead of stdout; pairs with --format in order.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Model x device checks run in parallel.")
 @_measurement_options
-def check(artifact: Path, device_refs: tuple[str, ...], **options) -> None:
-    """Run ARTIFACT in its runtime in a child process and check it against phones: the model's
-    own memory plus the runtime's footprint on the phone, against each app budget. Exits 1 when
-    one does not fit.
+@click.pass_context
+def check(ctx: click.Context, artifact: Path | None, device_refs: tuple[str, ...], config: Path | None, baseline: Path | None,
+          update_baseline: bool, report_formats: tuple[str, ...], outputs: tuple[Path, ...], jobs: int, **options) -> None:
+    """Check models against the phones a release supports. Without ARTIFACT, run the budget
+    file: build what it asks for, then judge every model x device x limit (size, memory measured
+    and emulated, predicted latency, parity, growth over a baseline). Prints a table with a
+    verdict and margin per check, or writes JSON, JUnit XML, Markdown or HTML. With ARTIFACT,
+    judge that one file against each --device's app budget.
+
+    Exits 0 when all pass, 1 when a limit is broken, 2 on a bad budget file or input, 3 when
+    the machine lacks what a check needs (cgroups for emulated_memory): a check that cannot run
+    is never a pass.
 
     \b
+    pocketfit check --config pocketfit.toml --format junit --output report.xml --format markdown --output summary.md
+    pocketfit check --baseline baseline.json --update-baseline
     pocketfit check out/minilm-int8/model.onnx --device galaxy-a15 --device iphone-15
     """
     from .runtime import devices
 
-    _measure_and_judge(artifact, [devices.load(ref) for ref in device_refs], None, False, **options)
+    budget_mode = (config, baseline, update_baseline, report_formats, outputs, jobs != 1)
+    if artifact is not None:
+        if any(budget_mode):
+            raise click.UsageError("--config, --baseline, --update-baseline, --format, --output and --jobs apply to a budget file; "
+                                   "drop ARTIFACT to run one")
+        if not device_refs:
+            raise click.UsageError("checking ARTIFACT needs at least one --device (or drop ARTIFACT to run the budget file)")
+        _measure_and_judge(artifact, [devices.load(ref) for ref in device_refs], None, False, **options)
+        return
+    if device_refs:
+        raise click.UsageError("--device applies to ARTIFACT; a budget file names its devices in [tiers]")
+    given = [name for name in options if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if given:
+        flag = next(p.opts[-1] for p in ctx.command.params if p.name == given[0])
+        raise click.UsageError(f"{flag} applies to ARTIFACT; a budget file sets how it measures in its [measure] table")
+    _check_budget(config, baseline, update_baseline, report_formats, outputs, jobs)
 
 
-def _measure_and_judge(artifact, phones, emulated, cold, iterations, warmup, seq_len, threads, runtime_options, timeout, as_json):
+def _check_budget(config, baseline, update_baseline, report_formats, outputs, jobs) -> None:
+    from .files import write_text_atomic
+    from .progress import Console
+    from .runtime import budget
+
+    if outputs and len(report_formats) not in (0, len(outputs)) or (not outputs and len(report_formats) > 1):
+        raise click.UsageError("give one --format per --output, in the same order (or one --format for stdout)")
+    if outputs and not report_formats:
+        raise click.UsageError("--output needs a --format (table, json, junit, markdown or html)")
+    path = config or budget.find(Path.cwd())
+    plan = budget.load(path)
+    results = budget.run(plan, jobs=jobs, baseline=baseline, update_baseline=update_baseline, progress=Console(),
+                         config_name=str(path))
+    for fmt, out in zip(report_formats, outputs):
+        try:
+            write_text_atomic(out, budget.render(fmt, results))
+        except OSError as e:
+            raise errors.OutputNotWritable(f"cannot write {out}: {e.strerror}") from e
+    if not outputs:
+        click.echo(budget.render(report_formats[0] if report_formats else "table", results), nl=False)
+    else:
+        click.echo(budget.render("table", results), nl=False)
+        for fmt, out in zip(report_formats, outputs):
+            click.echo(f"wrote {fmt} report: {out}")
+    code = results.exit_code
+    if code:
+        bad = [f"{cell.model} on {cell.device}: {c.limit}" for cell, c in results.checks if c.status is not budget.Status.PASS]
+        summary = f"{len(bad)} of {len(results.checks)} checks did not pass ({'; '.join(bad[:3])}{'; ...' if len(bad) > 3 else ''})"
+        kind = {1: errors.CheckFailed, 2: errors.BadInput, 3: errors.EnvironmentLimit}[code]
+        raise kind(summary)
+
+
+def _measure_and_judge(artifact, phones, emulated, cold, iterations, warmup, seq_len, threads, runtime_options, timeout, as_json,
+                       budget=None, advice=None):
     from .runtime import fit, measure, report
 
     parsed = {}
@@ -200,7 +298,7 @@ def _measure_and_judge(artifact, phones, emulated, cold, iterations, warmup, seq
             raise click.UsageError(f"--option {item!r}: write KEY=VALUE, e.g. xnnpack=off")
         parsed[key] = value
     m = measure(artifact, iterations=iterations, warmup=warmup, seq_len=seq_len, threads=threads, options=parsed,
-                timeout=timeout, emulate=emulated, cold=cold)
+                timeout=timeout, emulate=emulated, cold=cold, budget=budget, advice=advice)
     fits = [fit(m, d) for d in phones]
     click.echo(json.dumps(report.document(m, fits), indent=2) if as_json else report.text(m, fits))
     if not m.ok:
@@ -208,6 +306,101 @@ def _measure_and_judge(artifact, phones, emulated, cold, iterations, warmup, seq
     failing = [f.device.id for f in fits if not f.fits]
     if failing:
         raise errors.CheckFailed(f"{artifact} does not fit: {', '.join(failing)}")
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--device", "device_ref", required=True, help="Device id or profile .toml.")
+@click.option("--policy", type=click.Choice(["lru", "two-list", "pinned"]), default="lru", show_default=True,
+              help="Page-cache policy: plain mmap under LRU, Linux-like active/inactive lists, or mlock the hottest bytes.")
+@click.option("--readahead", default="128", show_default=True, metavar="KB|random",
+              help="The kernel's read-around window in KiB, or `random` for MADV_RANDOM.")
+@click.option("--option", "runtime_options", multiple=True, metavar="KEY=VALUE",
+              help="A runtime option, e.g. xnnpack=off for .tflite: it decides which weights stay mapped (repeatable).")
+@click.option("--tokens", default=0, show_default=True, type=click.IntRange(min=0), help="Decode steps after a prefill (0: one inference).")
+@click.option("--budget", "budget_text", metavar="SIZE", help="Memory budget instead of the device's app budget less the runtime's footprint, e.g. '600 MiB'.")
+@click.option("--latency-target", "latency_ms", type=click.FloatRange(min=0, min_open=True), metavar="MS",
+              help="Exit 1 when the warm latency misses it; print the smallest budget that meets it.")
+@click.option("--compute-ms", type=click.FloatRange(min=0), metavar="X", help="Compute time per run instead of measuring it on this machine.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE", help="Write the result and the curve as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png", help="Draw the latency-vs-memory curve.")
+def simulate(artifact: Path, device_ref: str, policy: str, readahead: str, runtime_options: tuple[str, ...], tokens: int,
+             budget_text: str | None, latency_ms: float | None, compute_ms: float | None, json_path: Path | None,
+             plot_path: Path | None) -> None:
+    """Simulate ARTIFACT's mapped weights paging from a phone's flash: major faults, bytes read
+    and latency at the phone's budget (cold first run, warm steady state), the latency-vs-memory
+    curve, and whether pinning beats plain mmap. Every figure is simulated from the device
+    profile; compute time is measured on this machine unless --compute-ms gives it. Exits 1
+    when it does not fit or misses --latency-target.
+
+    \b
+    pocketfit simulate out/model.tflite --device galaxy-a15 --option xnnpack=off --plot curve.png
+    pocketfit simulate out/llama/model.pte --device pixel-7a --tokens 256 --policy pinned --json sim.json
+    """
+    from .converter import backends
+    from .runtime import devices
+    from .runtime.paging import Readahead, simulate as run_simulation
+    from .runtime.paging.plot import write_json, write_png
+    from .units import parse_bytes
+
+    device = devices.load(device_ref)
+    ahead = Readahead.parse(readahead)
+    budget = parse_bytes(budget_text) if budget_text is not None else None
+    if not artifact.is_file():
+        raise errors.InvalidArtifact(f"artifact {artifact} does not exist")
+    parsed = {}
+    for item in runtime_options:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"--option {item!r}: write KEY=VALUE, e.g. xnnpack=off")
+        parsed[key] = value
+    backend = backends.for_path(artifact)
+    options = backends.check_options(backend.OPTIONS, parsed)
+    if not hasattr(backend, "layout"):
+        raise errors.InvalidArtifact(f"{artifact}: reading the weight layout of {backend.FORMAT.name} files is not implemented yet")
+    layout = backend.layout(artifact, options)
+    kv_cache = _kv_cache_bytes(artifact)
+    heap = 0  # the runtime's own anonymous memory, known only from a measurement
+    if compute_ms is not None:
+        compute, source = compute_ms / 1e3, f"given (--compute-ms {compute_ms:g}; runtime heap not measured)"
+    else:
+        from .runtime import measure
+
+        m = measure(artifact, iterations=10, warmup=2, options=options)
+        if not m.ok:
+            raise errors.MeasurementFailed(f"{artifact}: measuring the compute time: {m.outcome}" + (f" ({m.detail})" if m.detail else ""))
+        compute = m.p50_ms / 1e3
+        heap = max(0, m.model_anon - layout.held_bytes("copied") - layout.arena)
+        source = (f"measured on this machine, not scaled to {device.id}: {m.runtime} warm p50 of {m.iterations} runs "
+                  f"at {m.seq_len} tokens, weights in memory")
+    sim = run_simulation(layout, device, compute_seconds=compute, compute_source=source, policy=policy, readahead=ahead,
+                         budget=budget, tokens=tokens, kv_cache=kv_cache, heap=heap,
+                         latency_target=latency_ms / 1e3 if latency_ms is not None else None)
+    if json_path:
+        write_json(sim, json_path)
+    if plot_path:
+        write_png(sim, plot_path)
+    if not sim.fits:
+        raise errors.CheckFailed(f"{artifact} on {device.id}: {sim.reason}")
+    click.echo(sim.render())
+    if sim.meets_target is False:
+        raise errors.CheckFailed(f"{artifact} on {device.id}: warm latency {sim.warm.latency_s * 1e3:.2f} ms (simulated) "
+                                 f"misses the target of {latency_ms:g} ms")
+
+
+def _kv_cache_bytes(artifact: Path) -> int:
+    """A decoder's KV cache from the manifest beside the artifact: an input and an output of every
+    call (both held by the app), or none when it lives in the planned arena (the layout has it)."""
+    manifest = artifact.parent / "manifest.json"
+    if not manifest.is_file():
+        return 0
+    try:
+        kv = json.loads(manifest.read_text(encoding="utf-8")).get("details", {}).get("kv_cache")
+    except (OSError, ValueError) as e:
+        raise errors.InvalidArtifact(f"{manifest}: not readable JSON ({e})") from e
+    if not kv or kv.get("style") != "io":
+        return 0
+    return 2 * int(kv["bytes"])
 
 
 @cli.command(name="devices")
