@@ -291,12 +291,7 @@ def _measure_and_judge(artifact, phones, emulated, cold, iterations, warmup, seq
                        budget=None, advice=None):
     from .runtime import fit, measure, report
 
-    parsed = {}
-    for item in runtime_options:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.UsageError(f"--option {item!r}: write KEY=VALUE, e.g. xnnpack=off")
-        parsed[key] = value
+    parsed = _parse_options(runtime_options)
     m = measure(artifact, iterations=iterations, warmup=warmup, seq_len=seq_len, threads=threads, options=parsed,
                 timeout=timeout, emulate=emulated, cold=cold, budget=budget, advice=advice)
     fits = [fit(m, d) for d in phones]
@@ -348,16 +343,9 @@ def simulate(artifact: Path, device_ref: str, policy: str, readahead: str, runti
     budget = parse_bytes(budget_text) if budget_text is not None else None
     if not artifact.is_file():
         raise errors.InvalidArtifact(f"artifact {artifact} does not exist")
-    parsed = {}
-    for item in runtime_options:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.UsageError(f"--option {item!r}: write KEY=VALUE, e.g. xnnpack=off")
-        parsed[key] = value
+    parsed = _parse_options(runtime_options)
     backend = backends.for_path(artifact)
     options = backends.check_options(backend.OPTIONS, parsed)
-    if not hasattr(backend, "layout"):
-        raise errors.InvalidArtifact(f"{artifact}: reading the weight layout of {backend.FORMAT.name} files is not implemented yet")
     layout = backend.layout(artifact, options)
     kv_cache = _kv_cache_bytes(artifact)
     heap = 0  # the runtime's own anonymous memory, known only from a measurement

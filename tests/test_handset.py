@@ -138,7 +138,10 @@ def test_an_artifact_off_any_disk_is_exit_3(minilm_onnx):
 def test_cgroups_are_removed_when_interrupted(minilm_onnx, phones, sig, code):
     command = [sys.executable, "-m", "pocketfit", "profile", str(minilm_onnx["int8"].path), "--iterations", "100000",
                "--emulate", str(phones["roomy-phone"].path)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell's background job (`pytest … &`) ignores SIGINT, and its children inherit that: give
+    # this one the default, as a terminal's Ctrl-C would find it.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     its_own = f"pocketfit-{process.pid}-"  # groups are named after the pid that makes them
     deadline = time.time() + 120
     while not cgroups.leftovers(its_own) and time.time() < deadline:
