@@ -105,6 +105,8 @@ class _Untraceable(torch.nn.Module):
 
 
 def test_failed_export_says_why_and_leaves_nothing_behind(minilm, tmp_path):
+    """The TorchScript trace would freeze the branch and only warn; that warning, from the
+    model's own code, sends the export to the dynamo exporter, which refuses and says why."""
     model = Model(module=_Untraceable(), tokenizer=minilm.tokenizer, source=minilm.source)
     out = tmp_path / "out"
     with pytest.raises(ExportFailed, match="torch.export: GuardOnDataDependentSymNode") as failure:

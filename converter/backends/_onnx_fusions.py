@@ -1,13 +1,13 @@
 """onnxruntime's transformer fusions on an exported encoder, before it is quantized.
 
-torch's dynamo exporter writes attention as scaled_dot_product_attention decomposed: q and k
-each scaled by sqrt(scale), the mask applied with Where, and a NaN guard after the Softmax.
-onnxruntime's fusion patterns (onnxruntime.transformers.optimizer) were written for the older
-TorchScript exporter and do not match it, so the attention is fused here into
-com.microsoft.MultiHeadAttention; the optimizer then fuses what it does match on this graph
-(SkipLayerNormalization, BiasGelu, LayerNormalization). One fused kernel per block instead of
-a dozen small ops is what makes a short sequence fast, and the int8 quantizer then works on the
-same MatMuls as before, so parity is unchanged.
+Both of torch's exporters write transformers' SDPA attention decomposed: q and k each scaled by
+sqrt(scale), the mask applied with Where, and a NaN guard after the Softmax (the TorchScript
+exporter adds a reshape of the context to its own shape). onnxruntime's attention patterns
+(onnxruntime.transformers.optimizer) match neither graph (no Attention on MiniLM from either),
+so the attention is fused here into com.microsoft.MultiHeadAttention; the optimizer then fuses
+what it does match (SkipLayerNormalization, BiasGelu, LayerNormalization). One fused kernel per
+block instead of a dozen small ops is what makes a short sequence fast, and the int8 quantizer
+then works on the same MatMuls as before, so parity is unchanged.
 """
 
 from collections import Counter
@@ -21,26 +21,23 @@ def fuse_encoder(src: Path, dst: Path, num_heads: int, hidden_size: int, mask_in
     operators and how many of each the graph now holds (new model; `src` is not changed)."""
     import onnx
     from onnxruntime.transformers.fusion_options import FusionOptions
-    from onnxruntime.transformers.onnx_model import OnnxModel
     from onnxruntime.transformers.optimizer import optimize_model
 
     model = onnx.load(str(src))
     _fuse_attention(model, num_heads, mask_input)
     options = FusionOptions("bert")
-    options.enable_attention = False  # done above; its patterns do not match this exporter's graph
+    options.enable_attention = False  # done above, for both exporters' graphs
+    # The token table stays a Gather: the int8 quantizer quantizes Gathers, not the fused
+    # EmbedLayerNormalization, and that table is half of MiniLM's weights.
+    options.enable_embed_layer_norm = False
     # Symbolic shape inference copies the whole model (weights included) four times and costs
     # most of the fusion time; without it SkipLayerNormalization fuses the same 12 of 12 here.
     options.enable_shape_inference = False
-    staged = dst.with_name(dst.name + ".attn")
-    try:
-        OnnxModel(model).save_model_to_file(str(staged))
-        # opt_level 0: the fusions only; onnxruntime's own graph optimizations run when a session
-        # loads the artifact, on the device's CPU, not ahead of time for this machine's.
-        optimized = optimize_model(str(staged), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
-                                   optimization_options=options, opt_level=0)
-        optimized.save_model_to_file(str(dst))
-    finally:
-        staged.unlink(missing_ok=True)
+    # opt_level 0: the fusions only, in memory; onnxruntime's own graph optimizations run when a
+    # session loads the artifact, on the device's CPU, not ahead of time for this machine's.
+    optimized = optimize_model(model, model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
+                               optimization_options=options, opt_level=0)
+    optimized.save_model_to_file(str(dst))
     counts = Counter(node.op_type for node in optimized.model.graph.node)
     return {op: counts[op] for op in FUSED if counts[op]}
 
@@ -66,6 +63,11 @@ def _fuse_attention(model, num_heads: int, mask_input: str) -> int:
     def only(name: str, op: str):
         users = consumers.get(name, [])
         return users[0] if len(users) == 1 and users[0].op_type == op else None
+
+    def reader(name: str):
+        """The one node that reads `name` for its values (Shape nodes read only its shape)."""
+        users = [n for n in consumers.get(name, []) if n.op_type != "Shape"]
+        return users[0] if len(users) == 1 else None
 
     def source(name: str) -> tuple[str, float]:
         """Walk up through reshapes, transposes and constant scalings to the projection's output."""
@@ -95,7 +97,10 @@ def _fuse_attention(model, num_heads: int, mask_input: str) -> int:
         context = only(probs, "MatMul")
         if context is None:
             continue
-        transpose = only(context.output[0], "Transpose")
+        after = reader(context.output[0])
+        while after is not None and after.op_type == "Reshape":  # TorchScript's SDPA: a reshape to its own shape
+            after = reader(after.output[0])
+        transpose = after if after is not None and after.op_type == "Transpose" else None
         merged = only(transpose.output[0], "Reshape") if transpose is not None else None
         if merged is None:
             continue

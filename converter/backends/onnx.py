@@ -1,5 +1,6 @@
 """ONNX: exported with torch's exporter, shrunk with onnxruntime's quantizers, run in onnxruntime."""
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -56,13 +57,93 @@ def export(graph, fmt: Onnx, recipe, path: Path) -> dict:
 
 
 def to_onnx(graph, fmt: Onnx, path: Path) -> None:
-    """The fp32 graph, with its named axes dynamic, in one file (traced once per graph)."""
+    """The fp32 graph, with its named axes dynamic, in one file (traced once per graph).
+
+    Encoders go through torch's TorchScript exporter (optimum's too): it exports MiniLM in about
+    2 s where the dynamo exporter (torch.export, decompositions, then translation) takes 10-15.
+    A graph with a KV cache (the TorchScript exporter fails on transformers' static cache), a
+    trace that fails, or one that warns it froze a Python value computed in the model's own code
+    (not transformers' shape checks) goes through the dynamo exporter, which captures
+    data-dependent control flow or says why it cannot."""
+    key = ("onnx", fmt.opset)
+    if key not in graph.derived:
+        with _one_torch_thread():  # small traced calls: a second thread only spins at each op's barrier
+            data = _trace(graph, fmt) if graph.kv_cache is None else None
+        graph.derived[key] = data if data is not None else _dynamo(graph, fmt, path)
+    path.write_bytes(graph.derived[key])
+
+
+def _trace(graph, fmt: Onnx) -> bytes | None:
+    """The TorchScript export, or None when it fails or cannot be trusted (see `to_onnx`)."""
+    import io
+    import warnings
+
     import torch
 
-    key = ("onnx", fmt.opset)
-    if key in graph.derived:
-        path.write_bytes(graph.derived[key])
-        return
+    dynamic = {name: {i: a for i, a in enumerate(spec.axes) if isinstance(a, str)} for name, spec in graph.inputs.items()}
+    buffer = io.BytesIO()
+    try:
+        dynamic |= _output_axes(graph)
+        with quiet(), torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", torch.jit.TracerWarning)
+            torch.onnx.export(
+                graph.module,
+                args=(),
+                kwargs=graph.sample(_TRACE_SIZES),
+                f=buffer,
+                dynamo=False,
+                input_names=list(graph.inputs),
+                output_names=list(graph.outputs),
+                dynamic_axes={name: axes for name, axes in dynamic.items() if axes},
+                opset_version=fmt.opset,
+            )
+    except Exception:  # noqa: BLE001 - the dynamo exporter tries next and reports its own reason
+        return None
+    if any(issubclass(w.category, torch.jit.TracerWarning) and not _library_code(w.filename) for w in caught):
+        return None
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _library_code(filename: str) -> bool:
+    """Whether a traced line lies in torch or transformers: their tracer warnings on this path
+    are checks of shapes (traced at sizes that keep the general branch), not of values."""
+    parts = Path(filename).parts
+    return "torch" in parts or "transformers" in parts
+
+
+def _output_axes(graph) -> dict[str, dict[int, str]]:
+    """Which output axes follow which named input axis, found by running the module at two
+    sizes: the TorchScript exporter would otherwise name them after the op that made them
+    ("Divsentence_embedding_dim_0")."""
+    import torch
+
+    shapes = []
+    for sizes in (_TRACE_SIZES, {axis: size + 1 for axis, size in _TRACE_SIZES.items()}):
+        with torch.no_grad():
+            result = graph.module(**graph.sample(sizes))
+        shapes.append((sizes, [tuple(t.shape) for t in (result if isinstance(result, (tuple, list)) else (result,))]))
+    (sizes_a, a), (sizes_b, b) = shapes
+    axes = {}
+    for name, shape_a, shape_b in zip(graph.outputs, a, b):
+        axes[name] = {i: axis for i, (x, y) in enumerate(zip(shape_a, shape_b)) for axis in _TRACE_SIZES
+                      if x != y and (x, y) == (sizes_a[axis], sizes_b[axis])}
+    return axes
+
+
+def _dynamo(graph, fmt: Onnx, path: Path) -> bytes:
+    import torch
 
     dims = {axis: torch.export.Dim(axis) for spec in graph.inputs.values() for axis in spec.axes if isinstance(axis, str)}
     dynamic = {name: {i: dims[a] for i, a in enumerate(spec.axes) if isinstance(a, str)} or None for name, spec in graph.inputs.items()}
@@ -82,12 +163,12 @@ def to_onnx(graph, fmt: Onnx, path: Path) -> None:
             )
     except Exception as e:  # the exporter raises many types; the reason is in the text
         raise ExportFailed(f"torch.onnx.export failed: {reason(e)}") from e
-    graph.derived[key] = _strip_node_metadata(path)
+    return _strip_node_metadata(path)
 
 
 def _strip_node_metadata(path: Path) -> bytes:
-    """Drop what the exporter records on every node for debugging (its torch module path and
-    Python stack trace, with this machine's file paths): 0.65 MB of MiniLM's int8 file."""
+    """Drop what the dynamo exporter records on every node for debugging (its torch module path
+    and Python stack trace, with this machine's file paths): 0.65 MB of MiniLM's int8 file."""
     import onnx
 
     model = onnx.load(str(path))
@@ -112,6 +193,7 @@ def _fp16(graph, recipe, src: Path, dst: Path) -> None:
 
 
 def _int8_dynamic(graph, recipe: Int8Dynamic, src: Path, dst: Path) -> dict:
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     facts = {}
@@ -123,9 +205,11 @@ def _int8_dynamic(graph, recipe: Int8Dynamic, src: Path, dst: Path) -> dict:
             # and GELU run as single fp32 kernels (MiniLM, 32 tokens: about a third faster).
             facts["fusions"] = fuse_encoder(src, fused, config.num_attention_heads, config.hidden_size)
             src = fused
-        # MatMul and Gather: linear layers and embedding tables.
+        # MatMul and Gather: linear layers and embedding tables. ONNX's shape inference cannot
+        # type the fused contrib ops' outputs (the TorchScript exporter records no types of its
+        # own); every activation here is float32.
         quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=recipe.per_channel,
-                         op_types_to_quantize=["MatMul", "Gather"])
+                         op_types_to_quantize=["MatMul", "Gather"], extra_options={"DefaultTensorType": TensorProto.FLOAT})
     finally:
         fused.unlink(missing_ok=True)
     return facts

@@ -39,6 +39,7 @@ WEIGHTS = ("ExecuTorch maps the program file; XNNPACK repacks the weights it run
            "embeddings, are read from the mapped file and can page.")
 _SIGNATURE = "pocketfit_signature"  # a constant method holding input and output names as JSON
 _TRACE_SEQUENCE = 32
+_PAGE = 4096  # segment alignment: Android's default page (the catalog's iPhones page 16 KiB; 4x the padding)
 
 
 def refuse(recipe) -> str | None:
@@ -58,18 +59,28 @@ def export(graph, fmt: Pte, recipe, path: Path) -> dict:
     module = copy.deepcopy(graph.module)  # recipes quantize in place; the graph serves the next recipe
     try:
         with quiet(), torch.no_grad():
+            # Encoders in operators XNNPACK takes (attention as 3-D bmm, LayerNorm as GEMMs): a
+            # few large partitions instead of ~60 joined by portable kernels. fp16 keeps its fp32
+            # norms (_fp16); decoders keep transformers' attention over their cache.
+            from . import _pte_encoder  # imports torch: only exports pay for it
+
+            rewrites = _pte_encoder.rewrite(module) if graph.kv_cache is None and not isinstance(recipe, Fp16) else []
             module, fuse_embeddings = _shrink(graph, recipe, module, sample, dynamic)
             program = torch.export.export(module, (), kwargs=sample, dynamic_shapes=dynamic, strict=False)
             # The edge-dialect verifier re-runs for every partition and costs a third of the export;
             # the program is checked instead by running it in ExecuTorch's runtime right after.
-            lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
+            lowered = to_edge_transform_and_lower(program, transform_passes=[_inferred_view_sizes],
+                                                  partitioner=[XnnpackPartitioner()],
                                                   compile_config=EdgeCompileConfig(_check_ir_validity=False),
                                                   constant_methods={_SIGNATURE: json.dumps(signature)})
             # Quant fusion turns dequantize -> embedding into ExecuTorch's quantized embedding
             # kernels (the table stays int8 in the file). Reinplacing writes a decoder's KV cache
             # in place: without it every step makes a second, cache-sized copy in the arena.
+            # Segments on page boundaries: ExecuTorch's mmap loader mlock()s a segment's size from
+            # the page its data starts in, so a segment starting mid-page left its last bytes unlocked.
             et = lowered.to_executorch(ExecutorchBackendConfig(do_quant_fusion_and_const_prop=fuse_embeddings,
-                                                               run_reinplace_pass=graph.kv_cache is not None))
+                                                               run_reinplace_pass=graph.kv_cache is not None,
+                                                               segment_alignment=_PAGE))
             with path.open("wb") as f:  # (`open` here is the backend verb)
                 et.write_to_file(f)
     except Exception as e:  # torch.export, torchao and the lowering raise many types
@@ -78,7 +89,31 @@ def export(graph, fmt: Pte, recipe, path: Path) -> dict:
                                 if p.name != _SIGNATURE}}
     if any("sequence" in s.axes for s in graph.inputs.values()):
         facts["sequence"] = {"dynamic": True, "max": fmt.max_sequence}
+    if rewrites:
+        facts["xnnpack_rewrites"] = rewrites
     return facts
+
+
+def _inferred_view_sizes(module):
+    """Views whose new shape holds the dynamic sequence length as a symbol: XNNPACK's reshape
+    takes one inferred (-1) size but no symbol, so each such view split the delegate (60 in
+    MiniLM). When one size of the result is symbolic the others are known, and -1 says the same."""
+    from executorch.exir.dialects._ops import ops as exir_ops
+    from executorch.exir.pass_base import PassResult
+
+    changed = False
+    for node in module.graph.nodes:
+        if node.op != "call_function" or node.target != exir_ops.edge.aten.view_copy.default:
+            continue
+        sizes = node.meta["val"].shape  # the view's result: ints, and symbols for dynamic sizes
+        shape = [size if isinstance(size, int) else -1 for size in sizes]
+        if shape.count(-1) == 1 and any(not isinstance(size, int) for size in node.args[1]):
+            node.args = (node.args[0], shape, *node.args[2:])
+            changed = True
+    if changed:
+        module.graph.eliminate_dead_code()
+        module.recompile()
+    return PassResult(module, changed)
 
 
 def _shrink(graph, recipe, module, sample, dynamic):
