@@ -4,11 +4,20 @@ eager torch, one row per tool × recipe, with ratios to the best peer.
 
     make bench-peers                      # creates the peers' venvs once, then runs this
     .venv/bin/python benchmarks/peers.py [--output build/bench-peers] [--only pocketfit,optimum-onnx]
+        [--tasks feature-extraction,text-classification,text-generation]
+
+Three jobs, each on a model every tool reads from the same folder, made once per run under the
+output folder (nothing is downloaded): MiniLM as it ships (feature-extraction; fill-mask for
+optimum-executorch, under a seeded MLM head), MiniLM as a 3-class classifier whose last two
+layers and head are fitted once (seeded, 20 steps) to tell statements, questions and exclamations
+apart (text-classification), and a tiny random-weight Llama (text-generation: one decode step at
+context 32 over a KV cache).
 
 Every export (pocketfit's too) runs as a command in a child process: its wall time, and the
 peak RSS of the largest process of its tree (wait4's ru_maxrss, which covers the waited-for
 descendants). Every artifact then runs in benchmarks/_peer_harness.py, in the venv holding its
-runtime: batch 1, 32 tokens, 2 threads, and the fixed sentences against eager torch fp32.
+runtime: batch 1, 32 tokens (for a decoder: the 32nd token, after 31 fed one by one), 2 threads,
+and the fixed sentences against eager torch fp32.
 """
 
 import argparse
@@ -16,6 +25,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -29,10 +39,20 @@ PEERS = ROOT / "benchmarks" / ".peers"
 MAIN = ROOT / ".venv" / "bin"
 HARNESS = ROOT / "benchmarks" / "_peer_harness.py"
 SEQUENCE, THREADS = 32, 2
+TASKS = ("feature-extraction", "text-classification", "text-generation")
+MAX_CONTEXT = 256  # text-generation: the static KV cache of pocketfit's and optimum-executorch's programs (pocketfit's default)
+
+
+# The model each kind of comparison runs on (keys of main's `models`).
+MODEL_OF = {"embedding": "minilm", "logits": "fill-mask", "labels": "classifier", "decode": "decoder"}
 
 
 class Failed(Exception):
     """An export or a measurement of one row failed."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail or message  # the failing command's own last error line
 
 
 @dataclass
@@ -43,21 +63,33 @@ class Row:
     runtime: str  # onnxruntime | executorch
     steps: list[list[str]] = field(default_factory=list)  # commands, run one after the other
     artifact: str = ""  # glob under the row's folder
-    compare: str = "embedding"  # embedding | logits
+    compare: str = "embedding"  # embedding | logits | labels | decode: see _peer_harness.py
     note: str = ""  # set instead of steps: the tool cannot do this job
     venv: Path = MAIN
     result: dict = field(default_factory=dict)
+    # The job a row stands in for, when its task differs (optimum-executorch's fill-mask for
+    # feature-extraction): ratios are taken within a job, and --tasks selects by it.
+    stands_for: str = ""
+    # The steps are expected to fail: they show that the tool has no such task, and its own
+    # last error line becomes the note. (Should they succeed, the row is measured as any other.)
+    probe: bool = False
+    reason: str = ""  # a probe's note, before the tool's own error line
+
+    @property
+    def job_task(self) -> str:
+        return self.stands_for or self.task
 
     @property
     def job(self) -> str:
-        return f"{self.runtime}/{'fp32' if self.recipe in ('none', 'fp32') else 'quantized'}"
+        return f"{self.job_task}/{self.runtime}/{'fp32' if self.recipe in ('none', 'fp32') else 'quantized'}"
 
 
-def rows(minilm: Path, fill_mask: Path, out: Path) -> list[Row]:
+def rows(models: dict[str, Path], out: Path) -> list[Row]:
+    minilm, fill_mask = models["minilm"], models["fill-mask"]
     onnx_venv, et_venv = PEERS / "optimum-onnx" / "bin", PEERS / "optimum-executorch" / "bin"
     pf = str(MAIN / "pocketfit")
     o_fp32 = out / "optimum-onnx-fp32"
-    return [
+    minilm_rows = [
         Row("pocketfit", "feature-extraction", "none", "onnxruntime",
             [[pf, "export", "minilm", "--format", "onnx", "--quant", "none", "-o", str(out / "pocketfit-onnx-none")]], "model.onnx"),
         Row("optimum-onnx", "feature-extraction", "fp32", "onnxruntime",
@@ -73,9 +105,12 @@ def rows(minilm: Path, fill_mask: Path, out: Path) -> list[Row]:
               "--avx2", "--per_channel", "-o", str(out / "optimum-onnx-int8")]], "model_quantized.onnx", venv=onnx_venv),
         Row("pocketfit", "feature-extraction", "int8", "executorch",
             [[pf, "export", "minilm", "--format", "pte", "--quant", "int8", "-o", str(out / "pocketfit-pte-int8")]], "model.pte"),
-        Row("optimum-executorch", "feature-extraction", "-", "executorch",
-            # Its tasks: fill-mask, text-generation, ASR, image classification, seq2seq, image-text-to-text.
-            note="no such task in optimum-executorch 1.1.0; see fill-mask below"),
+        # Its tasks: fill-mask, text-generation, ASR, image classification, seq2seq, image-text-to-text;
+        # run, not assumed, as for text-classification below.
+        Row("optimum-executorch", "feature-extraction", "8da8w", "executorch",
+            [[str(et_venv / "optimum-cli"), "export", "executorch", "-m", str(minilm), "--task", "feature-extraction",
+              "--recipe", "xnnpack", "--qlinear", "8da8w", "-o", str(out / "optimum-et-fe-8da8w")]],
+            "*.pte", venv=et_venv, probe=True, reason="no such task in optimum-executorch 1.1.0 (see fill-mask below); its export exits 1"),
         Row("optimum-executorch", "fill-mask", "8da4w + 8w emb", "executorch",
             [[str(et_venv / "optimum-cli"), "export", "executorch", "-m", str(fill_mask), "--task", "fill-mask",
               "--recipe", "xnnpack", "--qlinear", "8da4w", "--qembedding", "8w", "-o", str(out / "optimum-et-8da4w")]],
@@ -85,43 +120,134 @@ def rows(minilm: Path, fill_mask: Path, out: Path) -> list[Row]:
               "--recipe", "xnnpack", "--qlinear", "8da8w", "-o", str(out / "optimum-et-8da8w")]],
             "*.pte", "logits", venv=et_venv),
     ]
+    # fill-mask is the stand-in for feature-extraction on executorch (see above)
+    for row in minilm_rows[-2:]:
+        row.stands_for = "feature-extraction"
+    return minilm_rows + classification_rows(models["classifier"], out) + generation_rows(models["decoder"], out)
+
+
+def _optimum_onnx(model: Path, task: str, out: Path, name: str, quantize: bool) -> list[list[str]]:
+    """optimum-onnx's commands for one row: export, and for int8 `onnxruntime quantize --avx2 --per_channel`."""
+    cli = str(PEERS / "optimum-onnx" / "bin" / "optimum-cli")
+    export = out / (f"{name}-src" if quantize else name)
+    steps = [[cli, "export", "onnx", "-m", str(model), "--task", task, "--library-name", "transformers", str(export)]]
+    if quantize:
+        steps.append([cli, "onnxruntime", "quantize", "--onnx_model", str(export), "--avx2", "--per_channel", "-o", str(out / name)])
+    return steps
+
+
+def classification_rows(classifier: Path, out: Path) -> list[Row]:
+    onnx_venv, et_venv = PEERS / "optimum-onnx" / "bin", PEERS / "optimum-executorch" / "bin"
+    pf, task = str(MAIN / "pocketfit"), "text-classification"
+
+    def pocketfit(fmt: str, quant: str) -> list[list[str]]:
+        return [[pf, "export", str(classifier), "--task", task, "--format", fmt, "--quant", quant,
+                 "-o", str(out / f"pocketfit-cls-{fmt}-{quant}")]]
+
+    return [
+        Row("pocketfit", task, "none", "onnxruntime", pocketfit("onnx", "none"), "model.onnx", "labels"),
+        Row("optimum-onnx", task, "fp32", "onnxruntime", _optimum_onnx(classifier, task, out, "optimum-onnx-cls-fp32", False),
+            "model.onnx", "labels", venv=onnx_venv),
+        Row("pocketfit", task, "int8", "onnxruntime", pocketfit("onnx", "int8"), "model.onnx", "labels"),
+        Row("optimum-onnx", task, "int8 (avx2, per-channel)", "onnxruntime",
+            _optimum_onnx(classifier, task, out, "optimum-onnx-cls-int8", True), "model_quantized.onnx", "labels", venv=onnx_venv),
+        Row("pocketfit", task, "int8", "executorch", pocketfit("pte", "int8"), "model.pte", "labels"),
+        # Run, not assumed: its task registry has no such task (`--task` help lists transformers' tasks, not
+        # its own), and the row carries the export's own error line.
+        Row("optimum-executorch", task, "8da8w", "executorch",
+            [[str(et_venv / "optimum-cli"), "export", "executorch", "-m", str(classifier), "--task", task,
+              "--recipe", "xnnpack", "--qlinear", "8da8w", "-o", str(out / "optimum-et-cls-8da8w")]],
+            "*.pte", "labels", venv=et_venv, probe=True,
+            # It registers fill-mask, text-generation, text2text-generation, automatic-speech-recognition,
+            # image-classification and image-text-to-text; the export looks the task up and calls None.
+            reason="no such task in optimum-executorch 1.1.0; its export exits 1"),
+    ]
+
+
+def generation_rows(decoder: Path, out: Path) -> list[Row]:
+    """One decode step over a KV cache. pocketfit and optimum-executorch fix the cache at
+    MAX_CONTEXT positions; optimum-onnx's with-past graph takes a past of any length."""
+    onnx_venv, et_venv = PEERS / "optimum-onnx" / "bin", PEERS / "optimum-executorch" / "bin"
+    pf, task = str(MAIN / "pocketfit"), "text-generation"
+
+    def pocketfit(fmt: str, quant: str) -> list[list[str]]:
+        return [[pf, "export", str(decoder), "--task", task, "--format", fmt, "--quant", quant,
+                 "--max-context", str(MAX_CONTEXT), "-o", str(out / f"pocketfit-gen-{fmt}-{quant}")]]
+
+    def optimum_et(name: str, *quant: str) -> list[list[str]]:
+        # Its own decoder path: custom SDPA and KV-cache ops, the cache fixed at --max_seq_len.
+        return [[str(et_venv / "optimum-cli"), "export", "executorch", "-m", str(decoder), "--task", task,
+                 "--recipe", "xnnpack", "--use_custom_sdpa", "--use_custom_kv_cache", "--max_seq_len", str(MAX_CONTEXT),
+                 *quant, "-o", str(out / name)]]
+
+    return [
+        Row("pocketfit", task, "none", "onnxruntime", pocketfit("onnx", "none"), "model.onnx", "decode"),
+        Row("optimum-onnx", task, "fp32", "onnxruntime",
+            _optimum_onnx(decoder, "text-generation-with-past", out, "optimum-onnx-gen-fp32", False),
+            "model.onnx", "decode", venv=onnx_venv),
+        Row("pocketfit", task, "int8", "onnxruntime", pocketfit("onnx", "int8"), "model.onnx", "decode"),
+        Row("optimum-onnx", task, "int8 (avx2, per-channel)", "onnxruntime",
+            _optimum_onnx(decoder, "text-generation-with-past", out, "optimum-onnx-gen-int8", True),
+            "model_quantized.onnx", "decode", venv=onnx_venv),
+        Row("pocketfit", task, "none", "executorch", pocketfit("pte", "none"), "model.pte", "decode"),
+        Row("optimum-executorch", task, "fp32", "executorch", optimum_et("optimum-et-gen-fp32"), "*.pte", "decode", venv=et_venv),
+        Row("pocketfit", task, "int8", "executorch", pocketfit("pte", "int8"), "model.pte", "decode"),
+        Row("optimum-executorch", task, "8da8w + 8w emb", "executorch",
+            optimum_et("optimum-et-gen-8da8w", "--qlinear", "8da8w", "--qembedding", "8w"), "*.pte", "decode", venv=et_venv),
+    ]
 
 
 def timed(command: list[str], env: dict, log: Path) -> tuple[float, int]:
     """Run `command`; return its wall seconds and the peak RSS (bytes) of its process tree."""
     with log.open("ab") as sink:
+        offset = sink.tell()
         start = time.perf_counter()
         child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
-        raise Failed(f"{' '.join(Path(c).name for c in command[:3])} ... exited {child.returncode}; see {log}")
+        detail = _last_error(log, offset)
+        raise Failed(f"{' '.join(Path(c).name for c in command[:3])} ... exited {child.returncode}: {detail}", detail)
     return seconds, usage.ru_maxrss * 1024
 
 
-def references(minilm: Path, fill_mask: Path, out: Path) -> dict[str, Path]:
+def _last_error(log: Path, offset: int) -> str:
+    """The command's own last word: its last line that reads as an error, else its last line."""
+    with log.open("rb") as f:
+        f.seek(offset)
+        lines = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("pocketfit:") or re.match(r"[\w.]*(Error|Exception)\b", line)]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def references(models: dict[str, Path], compares: set[str], out: Path) -> dict:
     """Eager torch fp32 outputs on the fixed sentences, and the 32-token input that is timed."""
     import numpy as np
     import torch
-    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
     from pocketfit.converter.texts import sentences
 
-    tokenizer = AutoTokenizer.from_pretrained(minilm)
+    tokenizer = AutoTokenizer.from_pretrained(models["minilm"])
+    loaders = {"embedding": AutoModel, "logits": AutoModelForMaskedLM, "labels": AutoModelForSequenceClassification,
+               "decode": AutoModelForCausalLM}
     files = {}
-    for name, folder, load in (("embedding", minilm, AutoModel), ("logits", fill_mask, AutoModelForMaskedLM)):
-        model = load.from_pretrained(folder).eval()
+    for name in sorted(compares):
+        model = loaders[name].from_pretrained(models[MODEL_OF[name]]).eval()
         arrays = {}
         for i, text in enumerate(sentences()):
             enc = tokenizer(text, return_tensors="np")
             ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
             with torch.no_grad():
-                got = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+                if name == "decode":  # next-token logits at every position, the whole sentence at once
+                    got = model(input_ids=torch.from_numpy(ids))
+                else:
+                    got = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
             if name == "embedding":  # sentence-transformers' mean pooling, as pocketfit's graph computes it
                 hidden, weights = got.last_hidden_state[0].numpy(), mask[0][:, None]
                 ref = (hidden * weights).sum(0) / weights.sum()
-            else:
+            else:  # logits: (sequence, vocab) for fill-mask and decode, (classes,) for labels
                 ref = got.logits[0].numpy()
             arrays |= {f"ids_{i}": ids, f"mask_{i}": mask, f"ref_{i}": ref}
         files[name] = out / f"reference-{name}.npz"
@@ -146,6 +272,70 @@ def fill_mask_model(minilm: Path, folder: Path) -> Path:
     return folder
 
 
+LABELS = {0: "statement", 1: "question", 2: "exclamation"}
+
+
+def classifier_model(minilm: Path, folder: Path) -> Path:
+    """MiniLM under a 3-class sequence-classification head, fitted with a fixed seed to tell
+    statements, questions and exclamations apart by their last mark (the idea of the tests'
+    fixture, tests/conftest.py make_tiny_classifier, on MiniLM). A random head puts every sentence
+    in one class by a hair, which makes label agreement meaningless; fitted, the fixed sentences'
+    top class leads by 1.7 or more. Only the last two encoder layers, the pooler and the head
+    learn, from the states before them computed once: 20 steps, well under a minute (a head
+    alone on the frozen [CLS] state, which MiniLM never trained, gives near ties)."""
+    if (folder / "config.json").exists():
+        return folder
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from pocketfit.converter.texts import calibration  # no sentence in common with the fixed ones
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        minilm, num_labels=len(LABELS), id2label=LABELS, label2id={v: k for k, v in LABELS.items()}).eval()
+    tokenizer = AutoTokenizer.from_pretrained(minilm)
+    texts = [text.rstrip(".!?") + mark for text in calibration() for mark in ".?!"]
+    labels = torch.tensor([i % 3 for i in range(len(texts))])
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    trained = model.bert.encoder.layer[-2:]
+    with torch.no_grad():
+        states = model.bert(**batch, output_hidden_states=True).hidden_states[-3]
+    mask = (1.0 - batch["attention_mask"][:, None, None, :].float()) * torch.finfo(torch.float32).min
+    optimizer = torch.optim.AdamW([*trained.parameters(), *model.bert.pooler.parameters(), *model.classifier.parameters()], lr=3e-4)
+    model.train()
+    for _ in range(20):
+        hidden = states
+        for layer in trained:
+            hidden = layer(hidden, attention_mask=mask)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        logits = model.classifier(model.dropout(model.bert.pooler(hidden)))
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def decoder_model(minilm: Path, folder: Path) -> Path:
+    """A tiny random-weight Llama (4 layers, hidden 128, grouped-query attention; 8.6 M parameters,
+    7.8 M of them in the embedding table and the LM head) with MiniLM's tokenizer. Saved by
+    transformers 5; both peers' transformers (4.57, 5.0.0rc1) load it to the same logits."""
+    if (folder / "config.json").exists():
+        return folder
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=30522, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         tie_word_embeddings=False)
+    LlamaForCausalLM(config).eval().save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm).save_pretrained(folder)
+    return folder
+
+
 def measure(row: Row, folder: Path, refs: dict, iterations: int, log: Path) -> dict:
     artifact = next(folder.glob(row.artifact), None)
     if artifact is None:
@@ -166,6 +356,17 @@ def measure(row: Row, folder: Path, refs: dict, iterations: int, log: Path) -> d
     return json.loads(done.stdout.strip().splitlines()[-1]) | {"bytes": artifact.stat().st_size}
 
 
+def quality(row: Row) -> str:
+    r = row.result
+    if row.compare == "embedding":
+        return f"cos {r['cosine_mean']:.4f} (min {r['cosine_min']:.4f})"
+    if row.compare == "labels":
+        return f"labels {r['top1_agreement']:.3f} of {r['compared']}, logit cos {r['cosine_mean']:.4f} (min {r['cosine_min']:.4f})"
+    if row.compare == "decode":
+        return f"next-token {r['top1_agreement']:.3f} of {r['compared']}, logit cos {r['cosine_mean']:.4f}"
+    return f"top-1 {r['top1_agreement']:.3f}, logit cos {r['cosine_mean']:.4f}"
+
+
 def table(all_rows: list[Row]) -> list[list[str]]:
     header = ["tool", "task", "recipe", "runtime", "export s", "peak RSS", "bytes", "p50 ms", "p90 ms", "quality",
               "export x", "bytes x", "p50 x"]
@@ -181,39 +382,53 @@ def table(all_rows: list[Row]) -> list[list[str]]:
             lines.append([row.tool, row.task, row.recipe, row.runtime, "-", "-", "-", "-", "-", row.note, "", "", ""])
             continue
         r, peer = row.result, best.get(row.job, {})
-        quality = f"cos {r['cosine_mean']:.4f} (min {r['cosine_min']:.4f})"
-        if "top1_agreement" in r:
-            quality = f"top-1 {r['top1_agreement']:.3f}, logit cos {r['cosine_mean']:.4f}"
         ratio = lambda key: f"{r[key] / peer[key]:.2f}" if key in peer else "-"  # noqa: E731
         lines.append([row.tool, row.task, row.recipe, row.runtime, f"{r['seconds']:.1f}", f"{r['peak_rss'] / 2**20:.0f} MiB",
-                      f"{r['bytes'] / 1e6:.2f} MB", f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", quality,
+                      f"{r['bytes'] / 1e6:.2f} MB", f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", quality(row),
                       ratio("seconds"), ratio("bytes"), ratio("p50_ms")])
     return lines
+
+
+def _names(value: str | None, known: tuple[str, ...] | set[str], what: str) -> set[str]:
+    names = set(value.split(",")) if value else set(known)
+    unknown = names - set(known)
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    return names
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=ROOT / "build" / "bench-peers")
     parser.add_argument("--only", help="comma-separated tools to run (default: all)")
+    parser.add_argument("--tasks", help=f"comma-separated jobs to run (default: all): {','.join(TASKS)}")
     parser.add_argument("--iterations", type=int, default=100)
     args = parser.parse_args()
     from pocketfit.converter.models import resolve
     from pocketfit.table import render
 
+    tools = _names(args.only, ("pocketfit", "optimum-onnx", "optimum-executorch"), "tool")
+    tasks = _names(args.tasks, TASKS, "task")
     out = args.output.resolve()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     log = out / "log.txt"
     minilm = resolve("minilm")[0]
-    fill_mask = fill_mask_model(minilm, out / "minilm-fill-mask")
-    refs = references(minilm, fill_mask, out)
+    models = {"minilm": minilm, "fill-mask": out / "minilm-fill-mask", "classifier": out / "minilm-classifier",
+              "decoder": out / "tiny-llama"}
+    selected = [r for r in rows(models, out) if r.tool in tools and r.job_task in tasks]
+    compares = {r.compare for r in selected if r.steps}
+    # Each model once, before any export, so that every tool reads the same weights.
+    for compare, make in (("logits", fill_mask_model), ("labels", classifier_model), ("decode", decoder_model)):
+        if compare in compares:
+            make(minilm, models[MODEL_OF[compare]])
+    refs = references(models, compares, out)
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    selected = [r for r in rows(minilm, fill_mask, out) if not args.only or r.tool in args.only.split(",")]
     for row in selected:
         if row.note:
             continue
-        print(f"… {row.tool} {row.recipe} ({row.runtime})", file=sys.stderr, flush=True)
+        print(f"… {row.tool} {row.task} {row.recipe} ({row.runtime})", file=sys.stderr, flush=True)
         seconds, peak = 0.0, 0
         try:
             for command in row.steps:
@@ -221,15 +436,27 @@ def main() -> None:
                 seconds, peak = seconds + s, max(peak, p)
             row.result = {"seconds": seconds, "peak_rss": peak} | measure(row, Path(row.steps[-1][-1]), refs, args.iterations, log)
         except Failed as e:  # the row says so in the table; the other tools still run
-            row.note = f"FAILED: {e}"
-            print(f"✗ {row.tool} {row.recipe}: {e}", file=sys.stderr, flush=True)
+            row.note = f"{row.reason}: {e.detail}" if row.probe else f"FAILED: {e}"
+            print(f"✗ {row.tool} {row.task} {row.recipe}: {e}", file=sys.stderr, flush=True)
             continue
-        print(f"✓ {row.tool} {row.recipe}: {json.dumps(row.result)}", file=sys.stderr, flush=True)
-    print(f"MiniLM (all-MiniLM-L6-v2), {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"{platform.machine()}, {_cpu()}, Python {platform.python_version()}; latency: batch 1 x {SEQUENCE} tokens, "
-          f"{THREADS} threads, {args.iterations} runs after 10 warm-up; x = ratio to the best peer doing the same job "
-          f"(same runtime, fp32 or quantized)\n")
+        print(f"✓ {row.tool} {row.task} {row.recipe}: {json.dumps(row.result)}", file=sys.stderr, flush=True)
+    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {_cpu()}, "
+          f"Python {platform.python_version()}; {THREADS} threads, {args.iterations} runs after 10 warm-up; "
+          f"x = ratio to the best peer doing the same job (same task, runtime, fp32 or quantized)")
+    for task in (t for t in TASKS if t in tasks):
+        print(f"  {task}: {JOBS[task]}")
+    print()
     print(render(table(selected), right={4, 5, 6, 7, 8, 10, 11, 12}))
+
+
+JOBS = {
+    "feature-extraction": f"all-MiniLM-L6-v2, batch 1 x {SEQUENCE} tokens; optimum-executorch's fill-mask stands in",
+    "text-classification": f"all-MiniLM-L6-v2 + a fitted 3-class head, batch 1 x {SEQUENCE} tokens; "
+                           "label agreement on the 40 fixed sentences",
+    "text-generation": f"tiny random Llama (4 x 128), one decode step at context {SEQUENCE} ({SEQUENCE - 1} tokens fed "
+                       f"before, KV cache of {MAX_CONTEXT} where fixed); next-token agreement, teacher-forced, "
+                       "at every position of the 40 fixed sentences",
+}
 
 
 def _cpu() -> str:
