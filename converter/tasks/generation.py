@@ -44,12 +44,15 @@ def geometry(config, max_context: int) -> KvCache:
     )
 
 
-def _step(model, keys: torch.Tensor, values: torch.Tensor, input_ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
-    """Run `input_ids` at `position` through `model`, writing into `keys`/`values` in place."""
+def _step(model, keys, values, input_ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """Run `input_ids` at `position` through `model`, writing into `keys`/`values` in place.
+    `keys[i]`/`values[i]` is layer i's (1, kv_heads, max_context, head_dim) cache: a row of
+    one stacked tensor, or a tensor of its own."""
     from transformers import StaticCache
 
-    cache = StaticCache(config=model.config, max_cache_len=keys.shape[3])
-    cache.early_initialization(1, keys.shape[2], keys.shape[-1], keys.dtype, keys.device)
+    first = keys[0]
+    cache = StaticCache(config=model.config, max_cache_len=first.shape[2])
+    cache.early_initialization(1, first.shape[1], first.shape[-1], first.dtype, first.device)
     for i, layer in enumerate(cache.layers):
         layer.keys, layer.values = keys[i], values[i]
         layer.cumulative_length = position.reshape(()).clone()
@@ -70,16 +73,26 @@ class DecodeIO(torch.nn.Module):
 
 
 class DecodeState(torch.nn.Module):
-    """(token, position) -> logits, with the cache as mutable buffers of the program."""
+    """(token, position) -> logits, with the cache as mutable buffers of the program.
+
+    One buffer per layer and per keys/values, not one stacked (layers, ...) tensor: the step's
+    index_put then writes into a buffer itself. Over a stacked buffer it writes into a row
+    selected out of it, which ExecuTorch 1.5.1 reinplaces without keeping that row alive until
+    its last reader: its memory planner put later temporaries over the freshly written cache
+    (wrong logits from the first step, depending on the arena's layout: --max-context 128)."""
 
     def __init__(self, model: torch.nn.Module, kv: KvCache):
         super().__init__()
         self.model = model
-        self.register_buffer("key_cache", torch.zeros(kv.shape), persistent=False)
-        self.register_buffer("value_cache", torch.zeros(kv.shape), persistent=False)
+        self.layers = kv.layers
+        for i in range(kv.layers):
+            self.register_buffer(f"key_cache_{i}", torch.zeros(kv.shape[1:]), persistent=False)
+            self.register_buffer(f"value_cache_{i}", torch.zeros(kv.shape[1:]), persistent=False)
 
     def forward(self, input_ids, position):
-        return _step(self.model, self.key_cache, self.value_cache, input_ids, position)
+        keys = [getattr(self, f"key_cache_{i}") for i in range(self.layers)]
+        values = [getattr(self, f"value_cache_{i}") for i in range(self.layers)]
+        return _step(self.model, keys, values, input_ids, position)
 
 
 def graph(model, cache: CacheStyle = CacheStyle.IO, max_context: int | None = None) -> Graph:
