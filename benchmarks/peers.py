@@ -197,19 +197,33 @@ def generation_rows(decoder: Path, out: Path) -> list[Row]:
     ]
 
 
+# Runs the command and reports its wall time and peak RSS. Linux carries a process's peak RSS
+# across fork and exec (exec keeps the larger of the child's and the old memory's high-water
+# mark), so a command started straight from this process, which holds torch and the reference
+# models, would report at least this process's RSS. A fresh small interpreter starts it instead.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"seconds": time.perf_counter() - start, "maxrss": usage.ru_maxrss * 1024,
+               "returncode": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
 def timed(command: list[str], env: dict, log: Path) -> tuple[float, int]:
-    """Run `command`; return its wall seconds and the peak RSS (bytes) of its process tree."""
-    with log.open("ab") as sink:
+    """Run `command`; return its wall seconds and the peak RSS (bytes) of its process tree
+    (wait4's ru_maxrss: the largest of the waited-for processes)."""
+    with log.open("ab") as sink, tempfile.NamedTemporaryFile("r", suffix=".json") as report:
         offset = sink.tell()
-        start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
+        subprocess.run([sys.executable, "-c", _LAUNCHER, report.name, *command], stdout=sink, stderr=subprocess.STDOUT,
+                       env=env, check=True)
+        result = json.loads(Path(report.name).read_text())
+    if result["returncode"] != 0:
         detail = _last_error(log, offset)
-        raise Failed(f"{' '.join(Path(c).name for c in command[:3])} ... exited {child.returncode}: {detail}", detail)
-    return seconds, usage.ru_maxrss * 1024
+        raise Failed(f"{' '.join(Path(c).name for c in command[:3])} ... exited {result['returncode']}: {detail}", detail)
+    return result["seconds"], result["maxrss"]
 
 
 def _last_error(log: Path, offset: int) -> str:
