@@ -73,8 +73,8 @@ def export(
             facts = backend.export(graph, fmt, recipe, tmp)
         with progress.step(f"Verifying in {fmt.runtime} against torch"):
             runner = backend.open(tmp)
-            unused = [runner]  # not run yet, so as fresh as a new one: the first evaluation takes it
-            metrics, inputs = task.evaluate(model, graph, lambda: unused.pop() if unused else backend.open(tmp))
+            fresh = iter([runner])  # not run yet: the first evaluation takes it instead of opening another
+            metrics, inputs = task.evaluate(model, graph, lambda: next(fresh, None) or backend.open(tmp))
         floors = task.FLOORS[type(recipe)]
         manifest = Manifest(
             format=fmt.name,
