@@ -109,3 +109,40 @@ def test_a_state_cache_step_writes_into_its_buffers_not_into_rows_of_them(models
     buffers = set(program.graph_signature.inputs_to_buffers)
     writes = [n for n in program.graph.nodes if n.op == "call_function" and re.search(r"index_(copy|put)", str(n.target))]
     assert writes and all(n.args[0].name in buffers for n in writes), [str(n.args[0]) for n in writes]
+
+
+def test_a_pte_decode_step_runs_in_executorch_llm_operators(exported):
+    """The .pte decoder writes its cache with llama::update_cache and attends with
+    llama::custom_sdpa (reading only the positions up to the step's own), one of each per layer
+    and keys/values; no index_put over the whole cache and no copy of it transposed."""
+    from pocketfit.converter.backends import pte
+
+    artifact = exported("tiny-llama", "pte", "int8")
+    layers = artifact.manifest.details["kv_cache"]["layers"]
+    operators = pte.inspect(artifact.path).operators
+    assert operators.get("llama::update_cache.out") == 2 * layers
+    assert operators.get("llama::custom_sdpa.out") == layers
+    assert not any("index_put" in name or "mean" in name for name in operators), operators
+
+
+def test_an_onnx_decode_step_copies_each_layer_cache_once(exported):
+    """Each layer's cache is written on its own (a scatter over that layer), and the outputs
+    stacked once: no scatter into the whole stacked cache per layer. The RMSNorms load as
+    onnxruntime's fused SimplifiedLayerNormalization."""
+    import onnx
+    import onnxruntime as ort
+
+    artifact = exported("tiny-llama", "onnx", "none")
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(artifact.path)))
+    kv = artifact.manifest.details["kv_cache"]
+    values = list(model.graph.value_info) + list(model.graph.input)
+    sizes = {v.name: sorted(d.dim_value for d in v.type.tensor_type.shape.dim) for v in values}
+    one_layer = sorted([1, kv["kv_heads"], kv["max_context"], kv["head_dim"]])
+    written = [sizes.get(n.input[0]) for n in model.graph.node if n.op_type.startswith("Scatter")]
+    assert written.count(one_layer) == 2 * kv["layers"]
+    assert sorted([kv["layers"]] + one_layer) not in written  # nothing written into the stacked cache
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(artifact.path.parent / "optimized.onnx")
+    ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
+    fused = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    assert fused.count("SimplifiedLayerNormalization") >= 2 * kv["layers"]

@@ -15,7 +15,7 @@ from ..layout import COPIED, MAPPED, Layout, Weight
 from ..recipes import Fp16, Int4Weight, Int8Dynamic, Int8Static, NoQuant
 from ..tasks import CacheStyle
 from . import _layout
-from ._onnx_fusions import fuse_encoder
+from ._onnx_fusions import fusable_rms_norms, fuse_encoder
 from ._util import check_options, quiet, reason
 
 
@@ -59,16 +59,15 @@ def export(graph, fmt: Onnx, recipe, path: Path) -> dict:
 def to_onnx(graph, fmt: Onnx, path: Path) -> None:
     """The fp32 graph, with its named axes dynamic, in one file (traced once per graph).
 
-    Encoders go through torch's TorchScript exporter (optimum's too): it exports MiniLM in about
-    2 s where the dynamo exporter (torch.export, decompositions, then translation) takes 10-15.
-    A graph with a KV cache (the TorchScript exporter fails on transformers' static cache), a
-    trace that fails, or one that warns it froze a Python value computed in the model's own code
-    (not transformers' shape checks) goes through the dynamo exporter, which captures
-    data-dependent control flow or says why it cannot."""
+    Graphs go through torch's TorchScript exporter (optimum's too): it exports MiniLM in about
+    2 s and the tiny Llama's decode step in 3, where the dynamo exporter (torch.export,
+    decompositions, then translation) takes 10-15. A trace that fails, or one that warns it froze
+    a Python value computed in the model's own code (not transformers' shape checks), goes
+    through the dynamo exporter, which captures data-dependent control flow or says why it cannot."""
     key = ("onnx", fmt.opset)
     if key not in graph.derived:
         with _one_torch_thread():  # small traced calls: a second thread only spins at each op's barrier
-            data = _trace(graph, fmt) if graph.kv_cache is None else None
+            data = _trace(graph, fmt)
         graph.derived[key] = data if data is not None else _dynamo(graph, fmt, path)
     path.write_bytes(graph.derived[key])
 
@@ -84,7 +83,7 @@ def _trace(graph, fmt: Onnx) -> bytes | None:
     buffer = io.BytesIO()
     try:
         dynamic |= _output_axes(graph)
-        with quiet(), torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        with quiet(), torch.no_grad(), warnings.catch_warnings(record=True) as caught, fusable_rms_norms(graph.module):
             warnings.simplefilter("always", torch.jit.TracerWarning)
             torch.onnx.export(
                 graph.module,
@@ -148,7 +147,7 @@ def _dynamo(graph, fmt: Onnx, path: Path) -> bytes:
     dims = {axis: torch.export.Dim(axis) for spec in graph.inputs.values() for axis in spec.axes if isinstance(axis, str)}
     dynamic = {name: {i: dims[a] for i, a in enumerate(spec.axes) if isinstance(a, str)} or None for name, spec in graph.inputs.items()}
     try:
-        with quiet(), torch.no_grad():
+        with quiet(), torch.no_grad(), fusable_rms_norms(graph.module):
             torch.onnx.export(
                 graph.module,
                 kwargs=graph.sample(_TRACE_SIZES),

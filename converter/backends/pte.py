@@ -65,11 +65,16 @@ def export(graph, fmt: Pte, recipe, path: Path) -> dict:
             from . import _pte_encoder  # imports torch: only exports pay for it
 
             rewrites = _pte_encoder.rewrite(module) if graph.kv_cache is None and not isinstance(recipe, Fp16) else []
+            if graph.kv_cache is not None:
+                from . import _pte_decoder
+
+                module = _pte_decoder.DecodeOps(module.model, graph.kv_cache)
+                rewrites = ["decode step: KV cache and attention in ExecuTorch's llama::update_cache and llama::custom_sdpa"]
             module, fuse_embeddings = _shrink(graph, recipe, module, sample, dynamic)
             program = torch.export.export(module, (), kwargs=sample, dynamic_shapes=dynamic, strict=False)
             # The edge-dialect verifier re-runs for every partition and costs a third of the export;
             # the program is checked instead by running it in ExecuTorch's runtime right after.
-            lowered = to_edge_transform_and_lower(program, transform_passes=[_inferred_view_sizes],
+            lowered = to_edge_transform_and_lower(program, transform_passes=[_inferred_view_sizes, _unit_axis_permutes],
                                                   partitioner=[XnnpackPartitioner()],
                                                   compile_config=EdgeCompileConfig(_check_ir_validity=False),
                                                   constant_methods={_SIGNATURE: json.dumps(signature)})
@@ -112,6 +117,31 @@ def _inferred_view_sizes(module):
             changed = True
     if changed:
         module.graph.eliminate_dead_code()
+        module.recompile()
+    return PassResult(module, changed)
+
+
+def _unit_axis_permutes(module):
+    """Permutes that only move axes of size 1 keep the memory order: views. A decode step's
+    (1, heads, 1, head_dim) <-> (1, 1, heads, head_dim) transposes were 24 XNNPACK transpose
+    copies (a tenth of the tiny Llama's step); a view is free."""
+    from executorch.exir.dialects._ops import ops as exir_ops
+    from executorch.exir.pass_base import PassResult
+
+    changed = False
+    for node in module.graph.nodes:
+        if node.op != "call_function" or node.target != exir_ops.edge.aten.permute_copy.default:
+            continue
+        source = node.args[0].meta["val"].shape
+        moved = [axis for axis in node.args[1] if not (isinstance(source[axis], int) and source[axis] == 1)]
+        if moved != sorted(moved):
+            continue
+        shape = [size if isinstance(size, int) else -1 for size in node.meta["val"].shape]
+        if shape.count(-1) > 1:
+            continue
+        node.target, node.args = exir_ops.edge.aten.view_copy.default, (node.args[0], shape)
+        changed = True
+    if changed:
         module.recompile()
     return PassResult(module, changed)
 
@@ -262,6 +292,10 @@ class Runner:
 
     def __init__(self, path: Path, threads: int | None = None, options: dict | None = None):
         import executorch.kernels.quantized  # noqa: F401 - registers quantized_decomposed kernels
+
+        from ._pte_decoder import load_ops
+
+        load_ops()  # decoders' llama::update_cache and llama::custom_sdpa kernels
         from executorch.runtime import Runtime
 
         try:

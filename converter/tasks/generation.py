@@ -44,15 +44,15 @@ def geometry(config, max_context: int) -> KvCache:
     )
 
 
-def _step(model, keys, values, input_ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+def _step(model, kv: KvCache, keys, values, input_ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
     """Run `input_ids` at `position` through `model`, writing into `keys`/`values` in place.
     `keys[i]`/`values[i]` is layer i's (1, kv_heads, max_context, head_dim) cache: a row of
-    one stacked tensor, or a tensor of its own."""
+    one stacked tensor, or a tensor of its own. The sizes come from `kv`, not the tensors: a
+    TorchScript trace sees a traced input's sizes as tensors."""
     from transformers import StaticCache
 
-    first = keys[0]
-    cache = StaticCache(config=model.config, max_cache_len=first.shape[2])
-    cache.early_initialization(1, first.shape[1], first.shape[-1], first.dtype, first.device)
+    cache = StaticCache(config=model.config, max_cache_len=kv.max_context)
+    cache.early_initialization(1, kv.kv_heads, kv.head_dim, keys[0].dtype, keys[0].device)
     for i, layer in enumerate(cache.layers):
         layer.keys, layer.values = keys[i], values[i]
         layer.cumulative_length = position.reshape(()).clone()
@@ -63,13 +63,19 @@ def _step(model, keys, values, input_ids: torch.Tensor, position: torch.Tensor) 
 class DecodeIO(torch.nn.Module):
     """(token, position, keys, values) -> (logits, keys', values'): the app owns the cache."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, kv: KvCache):
         super().__init__()
         self.model = model
+        self.kv = kv
 
     def forward(self, input_ids, position, key_cache, value_cache):
-        keys, values = key_cache.clone(), value_cache.clone()
-        return _step(self.model, keys, values, input_ids, position), keys, values
+        # Each layer's cache copied out and written on its own, the outputs stacked once: written
+        # into one stacked copy, every layer's row write became a scatter over the whole stack
+        # in ONNX (8 copies of the cache and a full-size index per step: half the step's time).
+        keys = [key_cache[i].clone() for i in range(self.kv.layers)]
+        values = [value_cache[i].clone() for i in range(self.kv.layers)]
+        logits = _step(self.model, self.kv, keys, values, input_ids, position)
+        return logits, torch.stack(keys), torch.stack(values)
 
 
 class DecodeState(torch.nn.Module):
@@ -84,15 +90,15 @@ class DecodeState(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, kv: KvCache):
         super().__init__()
         self.model = model
-        self.layers = kv.layers
+        self.kv = kv
         for i in range(kv.layers):
             self.register_buffer(f"key_cache_{i}", torch.zeros(kv.shape[1:]), persistent=False)
             self.register_buffer(f"value_cache_{i}", torch.zeros(kv.shape[1:]), persistent=False)
 
     def forward(self, input_ids, position):
-        keys = [getattr(self, f"key_cache_{i}") for i in range(self.layers)]
-        values = [getattr(self, f"value_cache_{i}") for i in range(self.layers)]
-        return _step(self.model, keys, values, input_ids, position)
+        keys = [getattr(self, f"key_cache_{i}") for i in range(self.kv.layers)]
+        values = [getattr(self, f"value_cache_{i}") for i in range(self.kv.layers)]
+        return _step(self.model, self.kv, keys, values, input_ids, position)
 
 
 def graph(model, cache: CacheStyle = CacheStyle.IO, max_context: int | None = None) -> Graph:
@@ -111,7 +117,7 @@ def graph(model, cache: CacheStyle = CacheStyle.IO, max_context: int | None = No
     kv = geometry(model.module.config, max_context)
     inputs = {"input_ids": Input("int64", (1, 1)), "position": Input("int64", (1,))}
     if cache is CacheStyle.IO:
-        module = DecodeIO(model.module)
+        module = DecodeIO(model.module, kv)
         inputs |= {"key_cache": Input("float32", kv.shape), "value_cache": Input("float32", kv.shape)}
         outputs = ("logits", "key_cache_out", "value_cache_out")
     else:
@@ -135,7 +141,7 @@ def graph(model, cache: CacheStyle = CacheStyle.IO, max_context: int | None = No
                     step |= {"key_cache": keys.clone(), "value_cache": values.clone()}
                 feeds.append(step)
                 with torch.no_grad():
-                    _step(model.module, keys, values, step["input_ids"], step["position"])
+                    _step(model.module, kv, keys, values, step["input_ids"], step["position"])
         return feeds
 
     return Graph(
