@@ -3,6 +3,9 @@
 The same record for every format (each backend's ``layout(path, options)`` builds it); the
 flash-paging simulator (runtime/paging/) turns it into a page-level access trace.
 
+A weight is read front to back unless its ``tile`` says its kernel reads it a few rows side by
+side (a GEMM packing its weight operand): the pages of such a matrix are first touched out of order.
+
 Only mapped weights page: a weight the runtime copies or repacks into anonymous memory at load
 (``held="copied"``) is read from the file once, at load, and then never again; a weight it reads
 where the file is mapped (``held="mapped"``) can be dropped by the kernel and re-read from flash.
@@ -23,6 +26,7 @@ class Weight:
     held: str  # MAPPED or COPIED, under the runtime options the layout was read for
     rows: int = 0  # > 0: an embedding table, read only at the rows of the input's token ids (row = length // rows)
     locked: bool = False  # mapped, but the runtime mlock()s it at load: read whole then, resident for good, never dropped
+    tile: tuple[int, int] = ()  # (row_bytes, height): its kernel reads it `height` rows side by side, column after column; (): front to back
 
 
 @dataclass(frozen=True)
@@ -48,14 +52,16 @@ class Layout:
         for position, index in enumerate(self.order):
             first.setdefault(index, position)
         ranked = sorted(range(len(self.weights)), key=lambda i: (i not in first, first.get(i, 0), i))
-        rows = [["order", "name", "file", "offset", "length", "held", "rows"]]
+        tiled = any(w.tile for w in self.weights)  # a column only where some kernel reads in tiles
+        rows = [["order", "name", "file", "offset", "length", "held", "rows"] + ["tile"] * tiled]
         for i in ranked:
             w = self.weights[i]
             held = w.held + (", locked" if w.locked else "")
             name = w.name if len(w.name) <= 60 else "…" + w.name[-59:]
-            rows.append([str(first[i]) if i in first else "-", name, w.file, str(w.offset), str(w.length), held, str(w.rows or "")])
+            tile = [f"{w.tile[1]} x {w.tile[0]} B" if w.tile else ""] * tiled  # rows side by side x bytes a row
+            rows.append([str(first[i]) if i in first else "-", name, w.file, str(w.offset), str(w.length), held, str(w.rows or "")] + tile)
         options = ", ".join(f"{k}={v}" for k, v in self.options.items()) or "defaults"
-        lines = [f"{self.format} weight layout (runtime options: {options})", table(rows, right={0, 3, 4, 6}), ""]
+        lines = [f"{self.format} weight layout (runtime options: {options})", table(rows, right={0, 3, 4, 6, 7}), ""]
         mapped, copied = self.held_bytes(MAPPED), self.held_bytes(COPIED)
         locked = sum(w.length for w in self.weights if w.locked)
         lines.append(f"mapped: {human(mapped)} ({mapped} bytes)" + (f", of which locked {human(locked)}" if locked else "")

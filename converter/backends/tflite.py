@@ -269,6 +269,12 @@ def layout(path: Path, options: dict | None = None) -> Layout:
         buffer_of = {i: t.Buffer() for i, t in enumerate(tensors) if t.Buffer() in where}
         names = {b: tensors[i].Name().decode() for i, b in sorted(buffer_of.items(), reverse=True)}  # a shared buffer: its first tensor's name
         shapes = {b: (tensors[i].Shape(0) if tensors[i].ShapeLength() else 0) for i, b in buffer_of.items()}
+        # The output channels (rows, out x in row-major) of each FULLY_CONNECTED's constant weight (input 1).
+        fc_rows = {}
+        for op, ins, _ in ops:
+            if (op == "FULLY_CONNECTED" and len(ins) > 1 and ins[1] in buffer_of and tensors[ins[1]].ShapeLength() == 2
+                    and tensors[ins[1]].Type() == _FLOAT32):
+                fc_rows.setdefault(buffer_of[ins[1]], int(tensors[ins[1]].Shape(0)))
     except Exception as e:  # a damaged flatbuffer fails in many ways
         raise InvalidArtifact(f"{path}: cannot read the LiteRT model's weight layout: {reason(e)}") from e
     producer = {out: (op, ins[0] if ins else -1) for op, ins, outs in ops for out in outs}
@@ -281,7 +287,11 @@ def layout(path: Path, options: dict | None = None) -> Layout:
     per_inference = {buffer_of[t] for op, ins, _ in ops for i, t in enumerate(ins) if t in buffer_of and i not in once[op]}
     read_once = {buffer_of[t] for op, ins, _ in ops for i, t in enumerate(ins) if t in buffer_of and i in once[op]}
     in_place = set(where) - (read_once - per_inference)
-    placed = [Weight(names[b], path.name, offset, length, MAPPED if b in in_place else COPIED, shapes[b] if b in tables else 0)
+    # Without XNNPACK each FULLY_CONNECTED weight is read in tiles of RUY_ROWS rows (see RUY_ROWS).
+    tiles = {} if xnnpack else {b: (where[b][1] // rows, RUY_ROWS) for b, rows in fc_rows.items()
+                                 if b in in_place and b not in tables and rows > 0 and where[b][1] % rows == 0}
+    placed = [Weight(names[b], path.name, offset, length, MAPPED if b in in_place else COPIED, shapes[b] if b in tables else 0,
+                     tile=tiles.get(b, ()))
               for b, (offset, length) in where.items() if b in names]
     reads = [names[buffer_of[t]] for _, ins, _ in ops for t in ins if t in buffer_of]
     notes = ["order: the operators of the serving signature's subgraph in stored order (LiteRT runs them in that order), "
@@ -289,8 +299,25 @@ def layout(path: Path, options: dict | None = None) -> Layout:
              _HELD_XNNPACK if xnnpack else _HELD_BUILTIN, _HELD_PREPARED,
              "Tables read by GATHER/EMBEDDING_LOOKUP of the token ids (through CAST/RESHAPE) have rows set: one inference "
              "reads only the rows of its ids. Other gathers (position tables) count as read whole."]
+    if tiles:
+        notes.append(_TILED_BUILTIN)
     return _layout.build("tflite", path, placed, reads, options=options, notes=notes)
 
+
+# LiteRT's builtin FULLY_CONNECTED (xnnpack=off) multiplies with ruy, which packs the weight
+# matrix (out x in, row-major in the file) in tiles of 8 rows read side by side, column after
+# column. 8 is the row count of ruy's float kernels on x86 AVX2 and arm64 NEON (the paths a phone
+# and this machine take); other ruy paths (AVX-512: 16) would differ. A tile spanning several
+# pages is first touched out of order: MiniLM's FFN output matrix (6 KiB rows, 12 pages a tile)
+# in the order 0,2,3,5,6,8,9,11,1,4,7,10 (kernel traces, MiniLM fp32). With XNNPACK the weights
+# are repacked at load (copied), so no tile is set. Float32 weights only: they are what the kernel
+# traces showed; ruy packs int8 differently (arm64 without dot-product instructions: 4 rows), and
+# those weights keep the front-to-back model.
+_FLOAT32 = 0  # TensorType.FLOAT32 in LiteRT's schema
+RUY_ROWS = 8  # ruy's float kernel rows on x86 AVX2 and arm64 NEON (its LHS packing block)
+_TILED_BUILTIN = (f"tile (xnnpack=off): the builtin FULLY_CONNECTED multiplies with ruy, which reads its float32 weight (input 1) "
+                  f"{RUY_ROWS} rows side by side, column after column (ruy's float kernels on x86 AVX2 and arm64 NEON; "
+                  "AVX-512 would take 16): a tile spanning several pages is first touched out of order.")
 
 # Inputs XNNPACK packs at load: weights and biases of its matrix ops.
 _PACKED = {"FULLY_CONNECTED": (1, 2), "CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "TRANSPOSE_CONV": (1, 3),

@@ -5,7 +5,8 @@
     print(sim.render()); sim.to_dict()            # every latency labelled simulated, with its device
 
 trace.py builds the access trace from a Layout, policies.py holds the page-cache policies (one
-registry), readahead.py the kernel's read-around, flash.py the flash cost, plot.py the curve.
+registry), readahead.py the kernel's read-around (folios.py replays it page by page for weights
+read out of order, those whose layout sets Weight.tile), flash.py the flash cost, plot.py the curve.
 """
 
 from .policies import POLICIES, Lru, Pinned, TwoList

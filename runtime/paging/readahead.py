@@ -23,11 +23,34 @@ The model follows Linux 6.x mm/filemap.c and mm/readahead.c for a read fault on 
 - MADV_RANDOM (VM_RAND_READ): no read-around and no async read-ahead: every missing page is one
   major fault and one read of one page.
 
+That closed form (`cost`) holds for tensors read front to back. A trace that reads some tensor
+out of order (trace.Tiles: LiteRT's builtin fully-connected kernel, 8 rows side by side) is
+replayed page by page instead (folios.py), following Linux 6.18's read-around at folio level:
+the fault reads ra order-0 folios from p - ra/2 and marks the one ra/4 before the end; touching
+a marked folio (fault-around never maps one, so any of its pages does) runs page_cache_async_ra,
+which clears the mark and, if the page is round_down(ra.start + ra.size - ra.async_size, folio
+size), continues the chain: the next window after the last, its first folio marked, ra.order
++= 2 so folios grow 4 -> 16 -> 32 pages. Otherwise it takes the "interleaved" path: start at
+page_cache_next_miss(p + 1, ra), reading nothing if that is more than ra past p. One ra state
+is shared by every stream of the file, so streams reset each other's windows.
+
+The kernel quirk it reproduces (6.18; traced on this machine's kernel, every one of 2893
+page_cache_async_ra outcomes predicted): page_cache_next_miss walks the xarray with xas_next()
+from the folio's first slot, without xas_advance(), so inside a large folio the index it returns
+is the real hole plus (p + 1 - the folio's first page), until the walk crosses a 64-slot node.
+A touch of a marked 32-page folio anywhere but its first page then reads nothing (the "hole" is
+over ra away), the chain ends, and the next missing page is a major fault; a smaller folio reads
+from the wrong place. Tiled reads touch folios off their first page all the time: MiniLM fp32
+on LiteRT (xnnpack=off) measured 54-56 major faults per inference at half its weights and
+58-79 at a quarter, where the documented semantics (a fixed kernel) predict about 7 and 27: a
+kernel without the skew would give fewer faults than this predicts.
+
 Not modelled, and why it is safe to leave out for weights read front to back: the mmap_miss
 heuristic (read-around stops after 100 faults without hits; sequential scans keep it at 0), the
 growth of the window for read() (only mmap faults page here), the pages read ahead taking
-cache room before they are touched (the scan touches them moments later), and pages read ahead
-in one step serving the next (the policy's demand trace decides what is resident across steps).
+cache room before they are touched (the scan touches them moments later; the replay does
+count it), and pages read ahead in one step serving the next (the policy's demand trace decides
+what is resident across steps; the replay carries its cache across steps).
 """
 
 from dataclasses import dataclass

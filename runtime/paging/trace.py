@@ -13,6 +13,11 @@ Only mapped weights page. Copied weights are read once at load and are anonymous
 that; weights the runtime mlock()s (Weight.locked) are read whole at load and stay resident;
 neither is in the trace. Embedding tables (Weight.rows > 0) are read only at the rows of
 the input's token ids.
+
+Not every kernel reads a matrix front to back: a weight's `tile` (Weight.tile, set by its
+backend's layout: LiteRT's builtin FULLY_CONNECTED) says its kernel reads it a few rows side by
+side (`Tiles`), and the trace then holds the pages of every tile in the order they are first
+touched, as many short extents (Trace.tile marks them).
 """
 
 from dataclasses import dataclass
@@ -24,6 +29,40 @@ from pocketfit.errors import BadInput
 
 # What `pocketfit profile` feeds (runtime/_child.py): token id 1 at every position, 128 tokens.
 DEFAULT_IDS = (1,) * 128
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """A matrix its kernel reads `height` rows side by side, column after column (a GEMM's
+    packing of the weight operand), one tile of rows after the other. Where a tile spans
+    several pages its pages are first touched out of order: each row starts in its own page."""
+
+    row_bytes: int
+    height: int = 8
+
+    def __post_init__(self):
+        if self.row_bytes < 1 or self.height < 1:
+            raise BadInput(f"tiles of {self.height} rows of {self.row_bytes} bytes: both must be positive")
+
+    def pages(self, offset: int, length: int, page_size: int) -> list[int]:
+        """The pages of the matrix at byte `offset`, `length` bytes long, in first-touch order.
+        Inside a tile a page is first touched at the least column (bytes into its row) at which
+        one of the tile's rows reaches it, the upper row first when two reach pages together."""
+        if length % self.row_bytes:
+            raise BadInput(f"a matrix of {length} bytes is not made of rows of {self.row_bytes} bytes")
+        rows, out, seen = length // self.row_bytes, [], set()
+        for top in range(0, rows, self.height):
+            starts = offset + np.arange(top, min(top + self.height, rows), dtype=np.int64) * self.row_bytes
+            page = np.arange(starts[0] // page_size, (starts[-1] + self.row_bytes - 1) // page_size + 1)
+            lo, hi = page[:, None] * page_size, (page[:, None] + 1) * page_size  # each page's bytes, against each row's
+            column = np.maximum(lo - starts, 0)  # bytes into a row where it reaches the page
+            reaches = (lo < starts + self.row_bytes) & (hi > starts)
+            key = np.where(reaches, column * self.height + np.arange(len(starts)), np.iinfo(np.int64).max)
+            for p in page[np.argsort(key.min(axis=1), kind="stable")].tolist():
+                if p not in seen:
+                    seen.add(p)
+                    out.append(p)
+        return out
 
 
 @dataclass(frozen=True)
@@ -46,6 +85,12 @@ class Trace:
     edges: np.ndarray = None  # page where each file starts, and one past the last file's end
     header: tuple = ()  # page ranges the runtime parses at load: each file's bytes before its first weight and after its last
     held: tuple = ()  # page ranges of the weights read into memory at load: copied and locked
+    tile: np.ndarray = None  # per access: rows its kernel reads side by side (Tiles.height); 0: front to back
+
+    @property
+    def tiled(self) -> bool:
+        """Some access reads its tensor's pages out of order (readahead.replay models those)."""
+        return self.tile is not None and bool(self.tile.any())
 
     @property
     def weight(self) -> np.ndarray:
@@ -55,6 +100,12 @@ class Trace:
 
 def extents(layout: Layout, page_size: int, ids) -> list[tuple[int, int]]:
     """The page ranges [first, end) one run reads, in order, in the page space of all files."""
+    return [(a, b) for a, b, _ in reads(layout, page_size, ids)]
+
+
+def reads(layout: Layout, page_size: int, ids) -> list[tuple[int, int, int]]:
+    """extents(), each with the height of the tiles its kernel reads (0: front to back; a
+    weight's `tile` says which are not)."""
     base, at = {}, 0
     for name, size in layout.files.items():
         base[name] = at
@@ -66,16 +117,31 @@ def extents(layout: Layout, page_size: int, ids) -> list[tuple[int, int]]:
             continue  # copied: anonymous after load; locked: read whole at load, resident for good
         if w.file not in base:
             raise BadInput(f"layout: weight {w.name!r} lies in {w.file!r}, which is not among the layout's files")
+        at = base[w.file]
         if w.rows > 0:  # a gather: only the rows of the input's ids, in the order they come
             row = w.length // w.rows
-            spans = [(w.offset + (i % w.rows) * row, row) for i in ids]
+            spans = [(at + (w.offset + (i % w.rows) * row) // page_size, at + -(-(w.offset + (i % w.rows + 1) * row) // page_size), 0)
+                     for i in ids]
+        elif w.tile:
+            tiles = Tiles(*w.tile)
+            spans = _runs([at + p for p in tiles.pages(w.offset, w.length, page_size)], tiles.height)
         else:
-            spans = [(w.offset, w.length)]
-        for offset, length in spans:
-            extent = (base[w.file] + offset // page_size, base[w.file] + -(-(offset + length) // page_size))
-            if not out or out[-1] != extent:  # the same page range twice in a row is one access
+            spans = [(at + w.offset // page_size, at + -(-(w.offset + w.length) // page_size), 0)]
+        for extent in spans:
+            if not out or out[-1][:2] != extent[:2]:  # the same page range twice in a row is one access
                 out.append(extent)
     return out
+
+
+def _runs(pages: list[int], height: int) -> list[tuple[int, int, int]]:
+    """Pages in touch order as extents: runs of consecutive pages (one extent if all are in order)."""
+    out = []
+    for p in pages:
+        if out and out[-1][1] == p:
+            out[-1][1] = p + 1
+        else:
+            out.append([p, p + 1])
+    return [(a, b, height if len(out) > 1 else 0) for a, b in out]
 
 
 def at_load(layout: Layout, page_size: int) -> tuple[list, list]:
@@ -103,21 +169,23 @@ def build(layout: Layout, page_size: int, *, ids=None, runs: int = 3, tokens: in
     """The trace of `runs` identical inferences (tokens == 0; the first is the cold one), or of a
     prefill over `ids` followed by `tokens` decode steps, decode step t reading the row of
     ids[t % len(ids)]. `kv_cache` is the KV cache's size at its largest: constant for an
-    inference, growing linearly with the context while decoding."""
+    inference, growing linearly with the context while decoding. Weights with a `tile` are read
+    in tiles of rows, their pages out of order (Tiles)."""
     ids = tuple(DEFAULT_IDS if ids is None else ids)
     if not ids:
         raise BadInput("no token ids: an inference reads at least one token")
     if tokens < 0 or runs < 1:
         raise BadInput("tokens must be at least 0 and runs at least 1")
     if tokens:
-        passes = [extents(layout, page_size, ids)] + [extents(layout, page_size, (ids[t % len(ids)],)) for t in range(tokens)]
+        passes = [reads(layout, page_size, ids)] + [reads(layout, page_size, (ids[t % len(ids)],)) for t in range(tokens)]
         context = len(ids) + np.arange(tokens + 1)  # positions in the cache after each step
         kv = np.ceil(kv_cache * context / context[-1] / page_size).astype(np.int64)
     else:
-        one = extents(layout, page_size, ids)
+        one = reads(layout, page_size, ids)
         passes = [one] * runs
         kv = np.full(runs, -(-kv_cache // page_size), dtype=np.int64)
-    flat = np.array([e for p in passes for e in p], dtype=np.int64).reshape(-1, 2)
+    flat = np.array([e for p in passes for e in p], dtype=np.int64).reshape(-1, 3)
+    flat, height = flat[:, :2], flat[:, 2]
     step_of_extent = np.repeat(np.arange(len(passes)), [len(p) for p in passes])
 
     # Segments: cut the page space at every extent boundary and at every file boundary.
@@ -132,6 +200,7 @@ def build(layout: Layout, page_size: int, *, ids=None, runs: int = 3, tokens: in
     offsets = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
     seg = np.repeat(first, count) + offsets
     step = np.repeat(step_of_extent, count)
+    tile = np.repeat(height, count)
     start, pages = cuts[:-1], np.diff(cuts)
     edges = np.asarray(file_edges)
     which = np.searchsorted(edges, start, side="right") - 1
@@ -145,5 +214,5 @@ def build(layout: Layout, page_size: int, *, ids=None, runs: int = 3, tokens: in
         page_size=page_size, start=start, pages=pages, file_start=edges[which], file_end=edges[which + 1],
         seg=seg, step=step, contiguous=contiguous, kv_pages=kv[step], steps=len(passes),
         copied=layout.held_bytes("copied"), mapped=mapped, file_pages=int(pages[touched].sum()),
-        edges=edges, header=tuple(header), held=tuple(held),
+        edges=edges, header=tuple(header), held=tuple(held), tile=tile,
     )
