@@ -8,8 +8,11 @@ which uses these operators. Here the cache is one (1, max_context, kv_heads, hea
 layer and per keys/values, written by `llama::update_cache` at the step's position, and
 attention is `llama::custom_sdpa`, which reads only the positions up to the step's own (causal,
 grouped-query heads included) — the cost of a step grows with the context used, not the one
-planned. Both operators ship with ExecuTorch's pip package (and its Android and iOS runtimes);
-the Runner registers their kernels before loading a program.
+planned. With the RMSNorms kept in XNNPACK (GemmRMSNorm) and pte's unit-axis permutes as views:
+0.89 ms fp32 and 0.50 ms int8 in the same benchmark; alternated with optimum-executorch's
+programs in one process, 0.84 vs 0.83 and 0.46 vs 0.48 ms. Both operators ship with
+ExecuTorch's pip package (and its Android and iOS runtimes); the Runner registers their
+kernels before loading a program.
 """
 
 import torch
