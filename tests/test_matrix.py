@@ -146,3 +146,19 @@ def test_an_onnx_decode_step_copies_each_layer_cache_once(exported):
     ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
     fused = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
     assert fused.count("SimplifiedLayerNormalization") >= 2 * kv["layers"]
+
+
+def test_decoders_custom_sdpa_cannot_compute_keep_transformers_attention():
+    """Soft-capped attention logits or a sliding window shorter than the cache are not what
+    llama::custom_sdpa computes: such models keep transformers' attention in the .pte."""
+    from types import SimpleNamespace
+
+    from pocketfit.converter.backends._pte_decoder import supports
+    from pocketfit.converter.tasks import KvCache
+
+    kv = KvCache(layers=2, kv_heads=2, head_dim=16, max_context=256)
+    assert supports(SimpleNamespace(), kv)
+    assert supports(SimpleNamespace(sliding_window=4096), kv)  # a window longer than the cache never slides
+    assert supports(SimpleNamespace(sliding_window=128, use_sliding_window=False), kv)  # Qwen2's switch
+    assert not supports(SimpleNamespace(sliding_window=128), kv)
+    assert not supports(SimpleNamespace(attn_logit_softcapping=50.0), kv)

@@ -22,6 +22,15 @@ from ._onnx_fusions import RMS_NORMS
 _NAME = "pocketfit_llama_ops"  # the transformers attention and mask implementation registered here
 
 
+def supports(config, kv) -> bool:
+    """Whether custom_sdpa computes this model's attention: plain causal attention over every
+    position, no logit soft-capping and no sliding window shorter than the cache (Gemma 2,
+    Mistral's windows). Other models keep transformers' attention over the static cache."""
+    window = getattr(config, "sliding_window", None)
+    windowed = window is not None and window < kv.max_context and getattr(config, "use_sliding_window", True)
+    return not windowed and not getattr(config, "attn_logit_softcapping", None)
+
+
 def load_ops() -> None:
     """Register llama::update_cache and llama::custom_sdpa (ATen for export, kernels for the runtime)."""
     from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401

@@ -61,15 +61,17 @@ def export(graph, fmt: Pte, recipe, path: Path) -> dict:
         with quiet(), torch.no_grad():
             # Encoders in operators XNNPACK takes (attention as 3-D bmm, LayerNorm as GEMMs): a
             # few large partitions instead of ~60 joined by portable kernels. fp16 keeps its fp32
-            # norms (_fp16); decoders keep transformers' attention over their cache.
+            # norms (_fp16). Decoders step in ExecuTorch's LLM operators (_pte_decoder) where
+            # those compute their attention, else in transformers' own over the static cache.
             from . import _pte_encoder  # imports torch: only exports pay for it
 
             rewrites = _pte_encoder.rewrite(module) if graph.kv_cache is None and not isinstance(recipe, Fp16) else []
             if graph.kv_cache is not None:
                 from . import _pte_decoder
 
-                module = _pte_decoder.DecodeOps(module.model, graph.kv_cache)
-                rewrites = ["decode step: KV cache and attention in ExecuTorch's llama::update_cache and llama::custom_sdpa"]
+                if _pte_decoder.supports(module.model.config, graph.kv_cache):
+                    module = _pte_decoder.DecodeOps(module.model, graph.kv_cache)
+                    rewrites = ["decode step: KV cache and attention in ExecuTorch's llama::update_cache and llama::custom_sdpa"]
             module, fuse_embeddings = _shrink(graph, recipe, module, sample, dynamic)
             program = torch.export.export(module, (), kwargs=sample, dynamic_shapes=dynamic, strict=False)
             # The edge-dialect verifier re-runs for every partition and costs a third of the export;
