@@ -85,7 +85,9 @@ class DecodeState(torch.nn.Module):
     index_put then writes into a buffer itself. Over a stacked buffer it writes into a row
     selected out of it, which ExecuTorch 1.5.1 reinplaces without keeping that row alive until
     its last reader: its memory planner put later temporaries over the freshly written cache
-    (wrong logits from the first step, depending on the arena's layout: --max-context 128)."""
+    (wrong logits from the first step, depending on the arena's layout: --max-context 128).
+    The .pte backend swaps it for ExecuTorch's LLM operators where they compute the model's
+    attention (backends/_pte_decoder.py); this is what it exports otherwise."""
 
     def __init__(self, model: torch.nn.Module, kv: KvCache):
         super().__init__()
