@@ -4,8 +4,12 @@ Nothing is downloaded: every load is local-files-only, and HF_HUB_OFFLINE is set
 transformers is imported.
 """
 
+import contextlib
 import hashlib
+import json
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,12 @@ from .tasks import Task, spec
 DEFAULT_MODEL = "minilm"
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model")
+# transformers imports these at start-up whenever they are installed, though loading a model
+# needs neither: torchao from its quantizer registry (and with it torch._dynamo and
+# torch._inductor), scipy.optimize from its object-detection losses. pocketfit installs both
+# for its .pte and .tflite backends, which import them when they run. Hidden while
+# transformers loads, they cost an ONNX export nothing instead of 1.4 s of its 8.
+_NOT_NEEDED_TO_LOAD = ("torchao", "scipy")
 
 
 @dataclass
@@ -71,12 +81,14 @@ def resolve(ref: str | os.PathLike) -> tuple[Path, str | None]:
 def load(ref: str | os.PathLike = DEFAULT_MODEL, task: Task = Task.FEATURE_EXTRACTION) -> Model:
     """Load a model folder for export as `task`. The module is fp32 and in eval mode."""
     folder, revision = resolve(ref)
-    import transformers
-
-    auto = getattr(transformers, spec(task).AUTO_CLASS)
+    task_spec = spec(task)
     try:
-        module = auto.from_pretrained(folder, local_files_only=True, dtype="float32").eval()
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        with _hidden(_not_needed_to_load(folder)):
+            import transformers
+
+            auto = getattr(transformers, task_spec.AUTO_CLASS)
+            module = auto.from_pretrained(folder, local_files_only=True, dtype="float32").eval()
+            tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, KeyError, RuntimeError) as e:  # transformers' ways of saying "not loadable"
         raise NotAModel(f"{folder} could not be loaded by transformers as {task.value}: {_first_line(e)}") from e
     vocab = getattr(module.config, "vocab_size", None)
@@ -93,6 +105,35 @@ def load(ref: str | os.PathLike = DEFAULT_MODEL, task: Task = Task.FEATURE_EXTRA
         revision=revision,
     )
     return Model(module=module, tokenizer=tokenizer, source=source, task=task)
+
+
+def _not_needed_to_load(folder: Path) -> tuple[str, ...]:
+    """What `_hidden` may hide while `folder` loads: all of `_NOT_NEEDED_TO_LOAD`, except torchao
+    for a checkpoint saved quantized (transformers loads those through their quantizer)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}  # transformers reports the broken config in its own words
+    if isinstance(config, dict) and "quantization_config" in config:
+        return tuple(name for name in _NOT_NEEDED_TO_LOAD if name != "torchao")
+    return _NOT_NEEDED_TO_LOAD
+
+
+@contextlib.contextmanager
+def _hidden(names: tuple[str, ...]) -> Iterator[None]:
+    """Make packages not yet imported look absent: a None in sys.modules makes importlib's
+    find_spec answer None and an import raise ImportError. transformers caches what it found,
+    so it will not import them later in this process either; the backends that need them import
+    them directly, which works again once this exits."""
+    hidden = [name for name in names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 def _weights_hash(folder: Path) -> str:
