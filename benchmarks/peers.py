@@ -16,9 +16,10 @@ context 32 over a KV cache).
 Every export (pocketfit's too) runs as a command in a child process: its wall time, and the
 peak RSS of the largest process of its tree (wait4's ru_maxrss, which covers the waited-for
 descendants). An export that takes under a minute runs three times, from an empty output folder
-each time, and its median time is reported: one run of a few seconds moves by ±15% here. Every artifact then runs in benchmarks/_peer_harness.py, in the venv holding its
-runtime: batch 1, 32 tokens (for a decoder: the 32nd token, after 31 fed one by one), 2 threads,
-and the fixed sentences against eager torch fp32.
+each time, and its median time is reported: one run of a few seconds moves by ±15% here. Every
+artifact then runs in benchmarks/_peer_harness.py, in the venv holding its runtime: batch 1, 32
+tokens (for a decoder: the 32nd token, after 31 fed one by one), 2 threads, and the fixed
+sentences against eager torch fp32.
 """
 
 import argparse
