@@ -139,7 +139,13 @@ def export(model: str, task: str, format_: str, quant: str, max_context: int | N
 @click.option("--layout", "show_layout", is_flag=True, help="Instead: where each weight lies in the file(s), mapped or copied, in reading order.")
 @click.option("--option", "runtime_options", multiple=True, metavar="KEY=VALUE",
               help="With --layout: a runtime option, e.g. xnnpack=off for .tflite (repeatable).")
-def inspect(artifact: Path, top: int, show_layout: bool, runtime_options: tuple[str, ...]) -> None:
+@click.option("--ops", "show_ops", is_flag=True,
+              help="Instead: the work of one call, op by op: arithmetic, weight and activation bytes, kernel precision.")
+@click.option("--seq-len", default=128, show_default=True, type=click.IntRange(min=1), help="With --ops: an encoder's tokens.")
+@click.option("--context", type=click.IntRange(min=1), help="With --ops: the positions a decoder's step attends [default: --seq-len].")
+@click.option("--json", "as_json", is_flag=True, help="With --ops: print every op as JSON.")
+def inspect(artifact: Path, top: int, show_layout: bool, runtime_options: tuple[str, ...], show_ops: bool, seq_len: int,
+            context: int | None, as_json: bool) -> None:
     """Print what ARTIFACT holds: format, size, constants by dtype, the largest tensors,
     operators, and format-specific facts (for .pte: the planned arena per method and which
     operators run in the XNNPACK delegate). With --layout: each weight's file, offset, length,
@@ -148,12 +154,22 @@ def inspect(artifact: Path, top: int, show_layout: bool, runtime_options: tuple[
     \b
     pocketfit inspect out/minilm-int8/model.onnx
     pocketfit inspect out/model.tflite --layout --option xnnpack=off
+    pocketfit inspect out/model.pte --ops --json
     """
     from .converter import inspect as read, weight_layout
 
     if runtime_options and not show_layout:
         raise click.UsageError("--option applies to --layout only")
-    if show_layout:
+    if show_ops and show_layout:
+        raise click.UsageError("--ops and --layout are two views: choose one")
+    if (as_json or context) and not show_ops:
+        raise click.UsageError("--json and --context apply to --ops only")
+    if show_ops:
+        from .converter.work import work
+
+        done = work(artifact, seq_len=seq_len, context=context)
+        click.echo(json.dumps(done.to_dict(), indent=2) if as_json else done.render(top))
+    elif show_layout:
         click.echo(weight_layout(artifact, _parse_options(runtime_options)).render())
     else:
         click.echo(read(artifact).render(top))

@@ -457,3 +457,10 @@ def _inline_offsets(data: bytes) -> dict[str, tuple[int, int]]:
             if name is not None and where is not None:
                 names[name] = where
     return names
+
+
+def ops(path: Path, seq_len: int = 128, context: int | None = None):
+    """The work of one call, node by node as onnxruntime runs it (_ort_ops.py)."""
+    from . import _ort_ops
+
+    return _ort_ops.ops(path, "onnx", seq_len, context)

@@ -124,3 +124,10 @@ def layout(path: Path, options: dict | None = None) -> Layout:
 _HELD = ("held: onnxruntime's Python API reads the .ort file into memory and copies the initializers out of it: every "
          "weight is copied (measured: no mapping of the file, anonymous growth above the file's size). The in-place "
          "session options are not modelled (they crash the Python API; WEIGHTS says more).")
+
+
+def ops(path: Path, seq_len: int = 128, context: int | None = None):
+    """The work of one call, node by node as onnxruntime runs it (_ort_ops.py)."""
+    from . import _ort_ops
+
+    return _ort_ops.ops(path, "ort", seq_len, context)

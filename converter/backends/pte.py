@@ -394,48 +394,40 @@ def inspect(path: Path) -> Inspection:
 
 
 def _xnnpack_constants(program) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """named-data key -> (dtype, shape) of every weight an XNNPACK delegate holds, read by
-    decoding each delegate's graph with the flatc and schema that ship with ExecuTorch."""
-    import re
-    import subprocess
-    import tempfile
+    """named-data key -> (dtype, shape) of every weight an XNNPACK delegate holds, read from
+    each delegate's decoded graph."""
+    from ._pte_ops import xnnpack_graphs
 
-    import executorch
-
-    root = Path(executorch.__path__[0])
-    flatc, schema = root / "data/bin/flatc", root / "backends/xnnpack/serialization/schema.fbs"
     described: dict[str, tuple[str, tuple[int, ...]]] = {}
-    for plan in program.execution_plan:
-        for delegate in plan.delegates:
-            if delegate.id != "XnnpackBackend" or delegate.processed.location != 0:  # inline payloads only
+    for graph in xnnpack_graphs(program).values():
+        keys = [c.get("named_key") for c in graph.get("constant_data", [])]
+        for value in graph.get("xvalues", []):
+            body = value.get("xvalue_union", {})
+            tensor = body.get("tensor_value", body)
+            index = tensor.get("constant_buffer_idx", 0)
+            if not index or index >= len(keys) or not keys[index]:
                 continue
-            blob = program.backend_delegate_data[delegate.processed.index].data
-            if blob[4:8] == b"XH00":  # XNNHeader: the flatbuffer's offset and size follow the magic
-                start, size = int.from_bytes(blob[10:14], "little"), int.from_bytes(blob[14:18], "little")
-                blob = blob[start:start + size]
-            with tempfile.TemporaryDirectory() as work:
-                (Path(work) / "g.bin").write_bytes(blob)
-                subprocess.run([str(flatc), "--json", "--strict-json", "--raw-binary", "-o", work, str(schema), "--",
-                                str(Path(work) / "g.bin")], capture_output=True, check=False)
-                out = Path(work) / "g.json"
-                if not out.exists():
-                    continue
-                # flatc writes non-finite floats bare (inf, nan), which JSON does not allow
-                graph = json.loads(re.sub(r"(?<=[:\[,\s])(-?inf|nan)(?=\s*[,\]}])", r'"\1"', out.read_text()))
-            keys = [c.get("named_key") for c in graph.get("constant_data", [])]
-            for value in graph.get("xvalues", []):
-                body = value.get("xvalue_union", {})
-                tensor = body.get("tensor_value", body)
-                index = tensor.get("constant_buffer_idx", 0)
-                if not index or index >= len(keys) or not keys[index]:
-                    continue
-                dtype = tensor.get("datatype", "?").replace("xnn_datatype_", "")
-                described[keys[index]] = (dtype, tuple(tensor.get("dims", [])))
-                params = body.get("quant_params", {}) or {}
-                scale = params.get("scale_buffer_idx", 0)
-                if scale and scale < len(keys) and keys[scale]:
-                    described[keys[scale]] = (f"{dtype} scales", ())
+            dtype = tensor.get("datatype", "?").replace("xnn_datatype_", "")
+            described[keys[index]] = (dtype, tuple(tensor.get("dims", [])))
+            params = body.get("quant_params", {}) or {}
+            scale = params.get("scale_buffer_idx", 0)
+            if scale and scale < len(keys) and keys[scale]:
+                described[keys[scale]] = (f"{dtype} scales", ())
     return described
+
+
+def _load_program(path: Path, deserialize):
+    try:
+        return deserialize(path.read_bytes()).program
+    except Exception as e:  # a damaged flatbuffer fails in many ways
+        raise InvalidArtifact(f"{path} is not an ExecuTorch program: {reason(e)}") from e
+
+
+def ops(path: Path, seq_len: int = 128, context: int | None = None):
+    """The work of one call: portable kernels and XNNPACK nodes (_pte_ops.py)."""
+    from . import _pte_ops
+
+    return _pte_ops.ops(path, seq_len, context)
 
 
 def _scalar_type(value) -> str:

@@ -338,3 +338,96 @@ _HELD_PREPARED = ("Shapes, axes and permutations (RESHAPE, TRANSPOSE, MEAN, SLIC
                   "weights take twice their file bytes of anonymous memory (measured: an fp16 BERT's fp32 table in anonymous memory).")
 _HELD_BUILTIN = ("held (xnnpack=off): LiteRT maps the file and its builtin kernels read every constant from the mapping on "
                  "every inference. Measured (tests/layout_probe.py): one inference faults in the pages of every weight.")
+
+
+_TFL_MOVEMENT = {"RESHAPE", "TRANSPOSE", "SLICE", "STRIDED_SLICE", "CONCATENATION", "BROADCAST_TO", "STABLEHLO_SCATTER",
+                 "SQUEEZE", "EXPAND_DIMS", "PACK", "UNPACK", "SPLIT", "SPLIT_V", "GATHER_ND", "CAST", "SELECT",
+                 "SELECT_V2", "TILE", "PAD", "PADV2", "SCATTER_ND", "DYNAMIC_UPDATE_SLICE", "STABLEHLO_DYNAMIC_UPDATE_SLICE"}
+_TFL_ELEMENTWISE = {"ADD", "MUL", "SUB", "DIV", "RSQRT", "SQRT", "SQUARED_DIFFERENCE", "GELU", "LOGISTIC", "TANH",
+                    "COS", "SIN", "MAXIMUM", "MINIMUM", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "EQUAL",
+                    "NOT_EQUAL", "LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT", "POW", "EXP", "NEG", "ABS", "RELU",
+                    "HARD_SWISH", "FLOOR", "CEIL", "ROUND", "LOG", "SQUARE", "DEQUANTIZE", "QUANTIZE", "SIGN", "FLOOR_MOD"}
+_TFL_REDUCE = {"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "ARG_MAX"}
+_TFL_ITEMSIZE = {"float32": 4, "float16": 2, "int32": 4, "int64": 8, "int8": 1, "uint8": 1, "int16": 2, "bool": 1,
+                 "int4": 0.5, "float64": 8}
+
+
+def ops(path: Path, seq_len: int = 128, context: int | None = None):
+    """The work of one call, op by op, from the file: LiteRT graphs have static shapes (the
+    sequence length fixed at export; a decoder's step attends its whole static cache)."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    from ..work import Operand, Work, no_rule, price
+
+    try:
+        model = flatbuffer_utils.read_model(str(path))
+    except Exception as e:  # a damaged flatbuffer fails in many ways
+        raise InvalidArtifact(f"{path} is not a LiteRT model: {reason(e)}") from e
+    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    signature = (model.signatureDefs or [None])[0]
+    graph = model.subgraphs[signature.subgraphIndex if signature else 0]
+    constant = set()
+    for i, t in enumerate(graph.tensors):
+        buffer = model.buffers[t.buffer] if t.buffer else None
+        if buffer is not None and ((buffer.data is not None and len(buffer.data)) or int(getattr(buffer, "size", 0) or 0)):
+            constant.add(i)
+
+    def operand(i: int) -> Operand:
+        t = graph.tensors[i]
+        shape = tuple(int(x) for x in (t.shape if t.shape is not None else ()))
+        return Operand(shape, _TFL_ITEMSIZE.get(type_names.get(t.type, ""), 4), i in constant)
+
+    inputs_named = {graph.tensors[i].name.decode(): graph.tensors[i] for i in graph.inputs}
+    decoder = any("position" in n for n in inputs_named)
+    fixed = None if decoder else next((int(t.shape[1]) for t in inputs_named.values() if t.shape is not None and len(t.shape) == 2), None)
+    caches = [t for n, t in inputs_named.items() if "cache" in n and t.shape is not None and len(t.shape) == 5]
+    if decoder and caches and (context or seq_len) > int(caches[0].shape[3]):
+        from pocketfit.errors import BadInput
+
+        raise BadInput(f"context {context or seq_len} exceeds the {int(caches[0].shape[3])} positions of {path}'s KV cache")
+    priced = []
+    for index, op in enumerate(graph.operators):
+        code = model.operatorCodes[op.opcodeIndex]
+        kind_name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
+        ins = [operand(i) for i in op.inputs if i >= 0]
+        outs = [operand(i) for i in op.outputs if i >= 0]
+        # A DEQUANTIZE of a stored constant makes a constant: its consumer reads weights
+        if kind_name == "DEQUANTIZE" and ins and ins[0].constant:
+            constant.update(i for i in op.outputs if i >= 0)
+        name = f"{index}:{graph.tensors[op.outputs[0]].name.decode()}" if len(op.outputs) else str(index)
+        floats = [o for o in ins if not o.constant] or ins
+        precision = "fp16" if floats and floats[0].itemsize == 2 else "fp32"
+        if kind_name in ("FULLY_CONNECTED", "BATCH_MATMUL"):
+            weight = ins[1] if len(ins) > 1 else None
+            if weight is not None and weight.constant and weight.itemsize == 1 or ins[0].itemsize == 1:
+                precision = "int8"
+            elif weight is not None and weight.itemsize == 0.5:
+                precision = "int4"
+            priced.append(price(name, kind_name, "matmul", precision, ins, outs))
+        elif kind_name == "SOFTMAX":
+            priced.append(price(name, kind_name, "softmax", precision, ins, outs))
+        elif kind_name in _TFL_REDUCE:
+            priced.append(price(name, kind_name, "elementwise", precision, ins, [Operand(ins[0].shape, outs[0].itemsize)]))
+        elif kind_name in _TFL_ELEMENTWISE:
+            priced.append(price(name, kind_name, "elementwise", precision, ins, outs))
+        elif kind_name in ("EMBEDDING_LOOKUP", "GATHER"):
+            table = next((o for o in ins if o.constant), None)
+            indices = next((o for o in ins if not o.constant), Operand((1,), 4))
+            priced.append(price(name, kind_name, "gather" if table else "movement", precision, ins, outs,
+                                rows_read=indices.elements))
+        elif kind_name in _TFL_MOVEMENT:
+            priced.append(price(name, kind_name, "movement", precision, ins, outs))
+        elif kind_name in ("SHAPE", "RANGE", "FILL"):
+            priced.append(price(name, kind_name, "metadata", "fp32", ins, outs))
+        else:
+            raise no_rule("tflite", kind_name, name)
+    notes = []
+    if fixed and fixed != seq_len:
+        notes.append(f"the graph's sequence length is fixed at {fixed}: every call computes {fixed} tokens, not {seq_len}")
+    if decoder:
+        notes.append("the step attends over the whole static KV cache at every position, whatever the context")
+    tokens = 1 if decoder else (fixed or seq_len)
+    return Work(path, "tflite", "decode" if decoder else "inference", tokens, (context or seq_len) if decoder else None,
+                tuple(priced), "the .tflite file's operators and their static tensor shapes", tuple(notes))
