@@ -5,6 +5,7 @@ A profile with a missing, unknown or nonsensical field is refused with the field
 """
 
 import enum
+import functools
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class Device:
     big_cores: int  # performance cores an inference thread pool should use
     sources: dict[str, str]
     app_budget_extended: int | None = None  # iOS, with the increased-memory-limit entitlement
+    compute: "Compute | None" = None  # the CPU: what the latency model needs ([compute] table)
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -55,8 +57,13 @@ class Device:
     def to_toml(self) -> str:
         lines = [f"{name} = {_toml_value(spec.write(getattr(self, name)))}"
                  for name, spec in _FIELDS.items() if getattr(self, name) is not None]
+        if self.compute is not None:
+            lines.append("\n[compute]")
+            lines.append(f"soc = {_toml_value(self.compute.soc)}")
+            clusters = ", ".join(f'{{ cores = {c.cores}, core = "{c.core.id}", ghz = {c.ghz} }}' for c in self.compute.clusters)
+            lines.append(f"clusters = [{clusters}]")
         lines.append("\n[sources]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in self.sources.items()]
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in self.sources.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -108,8 +115,8 @@ def parse(text: str, id: str, path: Path | None = None) -> Device:
     except tomllib.TOMLDecodeError as e:
         raise InvalidDeviceProfile(f"{where}: not valid TOML: {e}") from e
     for key in data:
-        if key not in _FIELDS and key != "sources":
-            raise InvalidDeviceProfile(f"{where}: unknown field {key!r}; a profile has {', '.join(_FIELDS)} and [sources]")
+        if key not in _FIELDS and key not in ("sources", "compute"):
+            raise InvalidDeviceProfile(f"{where}: unknown field {key!r}; a profile has {', '.join(_FIELDS)}, [compute] and [sources]")
     values: dict = {"id": id, "path": path}
     for key, spec in _FIELDS.items():
         if key not in data:
@@ -131,8 +138,98 @@ def parse(text: str, id: str, path: Path | None = None) -> Device:
         if key not in _UNSOURCED and not sources.get(key, "").strip():
             raise InvalidDeviceProfile(f"{where}: field {key!r} has no entry in [sources]; every figure needs one")
     values["sources"] = dict(sources)
+    if "compute" in data:
+        values["compute"] = _compute(data["compute"], sources, where)
     _check_together(values, where)
     return Device(**values)
+
+
+@dataclass(frozen=True)
+class Core:
+    """One CPU core design: its arithmetic per cycle by precision (runtime/cores.toml)."""
+
+    id: str
+    name: str
+    fp32_flops_per_cycle: float
+    fp16_flops_per_cycle: float  # 0: no FP16 arithmetic
+    int8_ops_per_cycle: float  # with SDOT where the core has dotprod
+    i8mm_ops_per_cycle: float  # with SMMLA; 0 without i8mm
+    features: tuple[str, ...]
+    in_order: bool
+    source: str
+
+    def per_cycle(self, precision: str) -> float:
+        """What a kernel of this precision can reach per cycle: int8 and int4 kernels (int4 is
+        unpacked to int8) take SMMLA where there is i8mm, else SDOT; fp16 falls back to fp32."""
+        if precision in ("int8", "int4"):
+            return self.i8mm_ops_per_cycle or self.int8_ops_per_cycle
+        if precision == "fp16":
+            return self.fp16_flops_per_cycle or self.fp32_flops_per_cycle
+        return self.fp32_flops_per_cycle
+
+
+@dataclass(frozen=True)
+class Cluster:
+    cores: int
+    core: Core
+    ghz: float
+
+
+@dataclass(frozen=True)
+class Compute:
+    soc: str
+    clusters: tuple[Cluster, ...]
+
+    def fastest(self, threads: int) -> list[tuple[Core, float]]:
+        """The `threads` cores a thread pool lands on, fastest first: (core, GHz)."""
+        cores = [(c.core, c.ghz) for c in self.clusters for _ in range(c.cores)]
+        cores.sort(key=lambda x: x[0].fp32_flops_per_cycle * x[1], reverse=True)
+        return cores[:threads]
+
+    @property
+    def count(self) -> int:
+        return sum(c.cores for c in self.clusters)
+
+    def peak(self, precision: str, threads: int) -> float:
+        """Operations per second of `threads` threads at this precision, at the cores' peak."""
+        return sum(core.per_cycle(precision) * ghz * 1e9 for core, ghz in self.fastest(threads))
+
+    def derivation(self, precision: str, threads: int) -> str:
+        parts = [f"{core.name} {core.per_cycle(precision):g} ops/cycle x {ghz:g} GHz" for core, ghz in self.fastest(threads)]
+        return f"{self.peak(precision, threads) / 1e9:.0f} G{precision} ops/s = " + " + ".join(parts)
+
+
+@functools.cache
+def cores() -> dict[str, Core]:
+    """The core designs pocketfit knows, by id (runtime/cores.toml), every figure sourced."""
+    text = resources.files("pocketfit.runtime").joinpath("cores.toml").read_text(encoding="utf-8")
+    found = {}
+    for key, t in tomllib.loads(text).items():
+        found[key] = Core(key, t["name"], float(t["fp32_flops_per_cycle"]), float(t.get("fp16_flops_per_cycle", 0)),
+                          float(t["int8_ops_per_cycle"]), float(t.get("i8mm_ops_per_cycle", 0)), tuple(t.get("features", ())),
+                          bool(t.get("in_order", False)), t["source"])
+    return found
+
+
+def _compute(table, sources: dict, where: str) -> Compute:
+    if not isinstance(table, dict) or not isinstance(table.get("clusters"), list) or not table["clusters"]:
+        raise InvalidDeviceProfile(f"{where}: [compute] needs clusters = [{{ cores = N, core = \"cortex-a78\", ghz = 2.4 }}, ...]")
+    for key in ("clusters", "soc"):
+        if key not in table:
+            raise InvalidDeviceProfile(f"{where}: [compute] is missing {key!r}")
+        if not str(sources.get(f"compute.{key}", "")).strip():
+            raise InvalidDeviceProfile(f"{where}: field 'compute.{key}' has no entry in [sources]; every figure needs one")
+    known = cores()
+    clusters = []
+    for c in table["clusters"]:
+        if not isinstance(c, dict) or set(c) != {"cores", "core", "ghz"}:
+            raise InvalidDeviceProfile(f"{where}: each [compute] cluster is {{ cores = N, core = ID, ghz = X }}, not {c!r}")
+        if c["core"] not in known:
+            raise InvalidDeviceProfile(f"{where}: [compute] core {c['core']!r} is not in pocketfit's core table; known: {', '.join(known)}")
+        if not isinstance(c["cores"], int) or not 1 <= c["cores"] <= 16 or not isinstance(c["ghz"], (int, float)) or not 0.3 <= c["ghz"] <= 6:
+            raise InvalidDeviceProfile(f"{where}: [compute] cluster {c!r}: cores must be 1-16 and ghz 0.3-6")
+        clusters.append(Cluster(c["cores"], known[c["core"]], float(c["ghz"])))
+    return Compute(_text(table["soc"]), tuple(clusters))
 
 
 def _check_together(v: dict, where: str) -> None:
@@ -166,6 +263,10 @@ def load(ref: str) -> Device:
     if ref not in catalog:
         raise UnknownDevice(f"unknown device {ref!r}; known: {', '.join(catalog)} (or give a path to a .toml profile)")
     return catalog[ref]
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else _toml_value(key)
 
 
 def _toml_value(value) -> str:
