@@ -22,6 +22,7 @@ def test_wheel_holds_one_top_level_package_and_its_data(tmp_path):
         "pocketfit/converter/data/sentences.txt",
         "pocketfit/runtime/__init__.py",
         "pocketfit/runtime/devices/pixel-7a.toml",
+        "pocketfit/runtime/cores.toml",
         "pocketfit/schemas/manifest.schema.json",
     ):
         assert needed in names
