@@ -13,8 +13,9 @@ The rules, exactly (a multiply-add counts 2):
   elementwise: `per` operations per output element (1 unless the backend says);
   quantize (dynamic activation quantization): 3 per element (range, scale, round);
 - gather (an embedding lookup): no arithmetic; reads only the rows its indices select;
-- movement (reshape, transpose, concat, copies, cache writes): bytes only;
-- metadata (shape arithmetic on a handful of integers): nothing but the call itself.
+- movement (transpose, concat, slices, copies, cache writes): bytes only;
+- metadata (shape arithmetic on a handful of integers, and views such as a reshape, which move
+  no data): nothing but the call itself.
 """
 
 from collections import Counter

@@ -21,15 +21,18 @@ _ITEMSIZE = {"float": 4, "float32": 4, "float16": 2, "double": 8, "int64": 8, "i
              "uint8": 1, "bool": 1, "uint16": 2, "bfloat16": 2}
 # onnx.TensorProto data types
 _ONNX_ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 16: 2, 21: 0.5, 22: 0.5}
-_MOVEMENT = {"Reshape", "Transpose", "Concat", "Slice", "Expand", "Unsqueeze", "Squeeze", "Identity", "Split",
-             "Flatten", "ScatterElements", "ScatterND", "Tile", "GatherElements", "Pad", "Cast", "Where", "CumSum", "Trilu"}
-_METADATA = {"Shape", "Constant", "ConstantOfShape", "Range", "Size"}
+_MOVEMENT = {"Transpose", "Concat", "Slice", "Expand", "Split", "ScatterElements", "ScatterND", "Tile", "GatherElements", "Pad", "Cast", "Where", "CumSum", "Trilu",
+             "QLinearConcat", "GatherND", "DepthToSpace", "SpaceToDepth", "MemcpyFromHost", "MemcpyToHost", "OneHot"}
+# views: a reshape moves no data, only its shape changes
+_METADATA = {"Shape", "Constant", "ConstantOfShape", "Range", "Size", "Reshape", "Unsqueeze", "Squeeze", "Identity", "Flatten"}
 _ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "Tanh", "Sigmoid", "Neg", "Cos", "Sin", "Equal",
                 "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Clip", "IsNaN", "IsInf", "Not", "And", "Or", "Max",
                 "Min", "Abs", "Exp", "Log", "Reciprocal", "Relu", "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "Mod",
                 "DequantizeLinear", "QuantizeLinear", "Floor", "Ceil", "Round", "Softplus", "Mish", "BiasAdd",
-                "RotaryEmbedding", "Sign", "HardSigmoid", "LeakyRelu"}
-_REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ArgMax"}
+                "RotaryEmbedding", "Sign", "HardSigmoid", "LeakyRelu", "QLinearAdd", "QLinearMul", "QLinearSigmoid",
+                "QLinearLeakyRelu", "Xor", "BitwiseAnd", "BitwiseOr", "BitwiseNot", "Celu", "Elu", "Selu", "ThresholdedRelu"}
+_REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ArgMax", "ArgMin", "QLinearReduceMean",
+           "ReduceProd", "ReduceSumSquare", "ReduceLogSumExp"}
 _NORM = {"LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
          "SkipSimplifiedLayerNormalization", "RMSNormalization", "EmbedLayerNormalization"}
 _MATMUL = {"MatMul", "Gemm", "FusedMatMul", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul",
@@ -152,7 +155,7 @@ def _price(fmt: str, name: str, op_type: str, node, inputs: list[Operand], outpu
                    attention=(heads, query.shape[1], query.shape[1], width // heads))
         projection = 2 * query.elements * inputs[1].shape[-1]
         return type(op)(name, op_type, "attention", precision, op.flops + projection, op.weight_bytes, op.act_bytes)
-    if op_type == "Softmax":
+    if op_type in ("Softmax", "QLinearSoftmax", "LogSoftmax"):
         return price(name, op_type, "softmax", precision, inputs, outputs)
     if op_type in _NORM:
         return price(name, op_type, "norm", precision, inputs, outputs)

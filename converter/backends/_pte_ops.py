@@ -24,7 +24,7 @@ _XNN_ITEMSIZE = {"fp32": 4, "fp16": 2, "qdint8": 1, "qcint8": 1, "qint8": 1, "qu
 _XNN_KIND = {
     "XNNFullyConnected": "matmul", "XNNBatchMatrixMultiply": "matmul",
     "XNNSoftmax": "softmax", "XNNConvert": "quantize",
-    "XNNStaticReshape": "movement", "XNNStaticTranspose": "movement", "XNNConcatenate2": "movement",
+    "XNNStaticReshape": "metadata", "XNNStaticTranspose": "movement", "XNNConcatenate2": "movement",
     "XNNConcatenate3": "movement", "XNNConcatenate4": "movement", "XNNConcatenate5": "movement",
     "XNNStaticSlice": "movement", "XNNCopy": "movement", "XNNStaticConstantPad": "movement",
 }
@@ -32,13 +32,22 @@ _XNN_ELEMENTWISE = {"XNNAdd", "XNNMultiply", "XNNSubtract", "XNNDiv", "XNNRecipr
                     "XNNGelu", "XNNSigmoid", "XNNTanh", "XNNClamp", "XNNMaximum", "XNNMinimum", "XNNNegate", "XNNSquare",
                     "XNNAbs", "XNNExp", "XNNLog", "XNNCeiling", "XNNFloor", "XNNHardswish", "XNNLeakyReLU", "XNNELU",
                     "XNNSin", "XNNCos", "XNNGlobalAvgPooling2d", "XNNSquaredDifference", "XNNPReLU"}
-_PORTABLE_MOVEMENT = {"select_copy", "unsqueeze_copy", "_to_dim_order_copy", "cat", "alias_copy", "slice_copy",
-                      "gather", "expand_copy", "view_copy", "permute_copy", "squeeze_copy", "clone", "index",
+_PORTABLE_MOVEMENT = {"select_copy", "_to_dim_order_copy", "cat", "slice_copy",
+                      "gather", "expand_copy", "permute_copy", "clone", "index",
                       "update_cache", "index_put", "copy_", "transpose_copy", "split_with_sizes_copy", "_clone_dim_order",
-                      "where", "full_like", "full", "arange", "scalar_tensor", "empty"}
-_PORTABLE_METADATA = {"sym_size", "_local_scalar_dense", "sym_numel", "sym_storage_offset"}
+                      "where", "full_like", "full", "arange", "scalar_tensor", "empty", "constant_pad_nd", "repeat",
+                      "tril", "triu", "split_copy", "unbind_copy", "select_scatter", "slice_scatter", "fill_", "zeros",
+                      "zeros_like", "ones", "index_select", "masked_fill", "cumsum", "_to_copy", "pixel_shuffle",
+                      "narrow_copy", "roll", "flip", "stack", "unfold_copy", "as_strided_copy", "detach_copy",
+                      "lift_fresh_copy", "_assert_async", "_assert_scalar", "copy", "expand_as"}
+_PORTABLE_METADATA = {"view_copy", "unsqueeze_copy", "squeeze_copy", "alias_copy", "sym_size", "_local_scalar_dense", "sym_numel", "sym_storage_offset", "et_view", "sym_max", "sym_min",
+                      "floordiv", "truediv", "ceil", "round", "mod", "neg_int", "sym_float"}
 _PORTABLE_ELEMENTWISE = {"add", "mul", "sub", "div", "rsqrt", "sqrt", "pow", "neg", "exp", "sin", "cos", "sigmoid",
-                         "tanh", "gelu", "silu", "mean", "sum", "amax", "eq", "lt", "le", "gt", "ge", "logical_and",
+                         "tanh", "gelu", "silu", "mean", "sum", "amax", "amin", "eq", "ne", "lt", "le", "gt", "ge",
+                         "logical_and", "logical_not", "logical_or", "logical_xor", "bitwise_or", "bitwise_xor",
+                         "clamp", "minimum", "maximum", "abs", "erf", "relu", "reciprocal", "log", "any", "all",
+                         "argmax", "argmin", "max", "min", "var", "std", "floor", "ceil", "round", "sign", "remainder",
+                         "fmod", "hardtanh", "leaky_relu", "elu", "square", "rsub", "isnan", "isinf",
                          "bitwise_and", "bitwise_not", "ones_like", "dequantize_per_tensor", "quantize_per_tensor",
                          "choose_qparams_per_token_asymmetric", "quantize_per_token", "dequantize_per_token"}
 _DTYPE_ITEMSIZE = {0: 1, 1: 1, 2: 2, 3: 4, 4: 8, 5: 2, 6: 4, 7: 8, 11: 1, 15: 2}  # ExecuTorch ScalarType
@@ -124,6 +133,8 @@ def ops(path: Path, seq_len: int, context: int | None) -> Work:
         elif type(call).__name__ == "KernelCall":
             op = plan.operators[call.op_index]
             short = op.name.split("::")[-1]
+            if op.name.startswith("executorch_prim::"):  # scalar arithmetic on sizes, views
+                short = "et_view" if short not in _PORTABLE_MOVEMENT else short
             seen, operands = set(), []
             for i in call.args:
                 t = tensor(i)
@@ -157,7 +168,9 @@ def ops(path: Path, seq_len: int, context: int | None) -> Work:
                 priced.append(price(name, op.name, "metadata", "fp32", ins, outs))
             elif short in _PORTABLE_ELEMENTWISE:
                 priced.append(price(name, op.name, "elementwise", "fp32", ins, outs))
-            elif short == "softmax" or short == "_softmax":
+            elif short in ("native_layer_norm", "layer_norm", "rms_norm", "_fused_rms_norm"):
+                priced.append(price(name, op.name, "norm", "fp32", ins[:1], outs))
+            elif short in ("softmax", "_softmax"):
                 priced.append(price(name, op.name, "softmax", "fp32", ins, outs))
             else:
                 raise no_rule("pte", op.name, name)

@@ -340,8 +340,8 @@ _HELD_BUILTIN = ("held (xnnpack=off): LiteRT maps the file and its builtin kerne
                  "every inference. Measured (tests/layout_probe.py): one inference faults in the pages of every weight.")
 
 
-_TFL_MOVEMENT = {"RESHAPE", "TRANSPOSE", "SLICE", "STRIDED_SLICE", "CONCATENATION", "BROADCAST_TO", "STABLEHLO_SCATTER",
-                 "SQUEEZE", "EXPAND_DIMS", "PACK", "UNPACK", "SPLIT", "SPLIT_V", "GATHER_ND", "CAST", "SELECT",
+_TFL_MOVEMENT = {"TRANSPOSE", "SLICE", "STRIDED_SLICE", "CONCATENATION", "BROADCAST_TO", "STABLEHLO_SCATTER",
+                 "PACK", "UNPACK", "SPLIT", "SPLIT_V", "GATHER_ND", "CAST", "SELECT",
                  "SELECT_V2", "TILE", "PAD", "PADV2", "SCATTER_ND", "DYNAMIC_UPDATE_SLICE", "STABLEHLO_DYNAMIC_UPDATE_SLICE"}
 _TFL_ELEMENTWISE = {"ADD", "MUL", "SUB", "DIV", "RSQRT", "SQRT", "SQUARED_DIFFERENCE", "GELU", "LOGISTIC", "TANH",
                     "COS", "SIN", "MAXIMUM", "MINIMUM", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "EQUAL",
@@ -419,7 +419,7 @@ def ops(path: Path, seq_len: int = 128, context: int | None = None):
                                 rows_read=indices.elements))
         elif kind_name in _TFL_MOVEMENT:
             priced.append(price(name, kind_name, "movement", precision, ins, outs))
-        elif kind_name in ("SHAPE", "RANGE", "FILL"):
+        elif kind_name in ("SHAPE", "RANGE", "FILL", "RESHAPE", "SQUEEZE", "EXPAND_DIMS"):  # views move no data
             priced.append(price(name, kind_name, "metadata", "fp32", ins, outs))
         else:
             raise no_rule("tflite", kind_name, name)
