@@ -23,6 +23,8 @@ def test_wheel_holds_one_top_level_package_and_its_data(tmp_path):
         "pocketfit/runtime/__init__.py",
         "pocketfit/runtime/devices/pixel-7a.toml",
         "pocketfit/runtime/cores.toml",
+        "pocketfit/runtime/calibration/published.toml",
+        "pocketfit/runtime/cost/model.py",
         "pocketfit/schemas/manifest.schema.json",
     ):
         assert needed in names
