@@ -327,7 +327,12 @@ def _measure_and_judge(artifact, phones, emulated, cold, iterations, warmup, seq
     m = measure(artifact, iterations=iterations, warmup=warmup, seq_len=seq_len, threads=threads, options=parsed,
                 timeout=timeout, emulate=emulated, cold=cold, budget=budget, advice=advice)
     fits = [fit(m, d) for d in phones]
-    click.echo(json.dumps(report.document(m, fits), indent=2) if as_json else report.text(m, fits))
+    predicted = []
+    if m.ok and phones:
+        from .runtime import cost
+
+        predicted = [cost.phone_figures(artifact, d, seq_len=seq_len) for d in phones]
+    click.echo(json.dumps(report.document(m, fits, predicted), indent=2) if as_json else report.text(m, fits, predicted))
     if not m.ok:
         raise errors.CheckFailed(f"{artifact}: {m.outcome}" + (f" ({m.detail})" if m.detail else ""))
     failing = [f.device.id for f in fits if not f.fits]
@@ -349,11 +354,13 @@ def _measure_and_judge(artifact, phones, emulated, cold, iterations, warmup, seq
 @click.option("--latency-target", "latency_ms", type=click.FloatRange(min=0, min_open=True), metavar="MS",
               help="Exit 1 when the warm latency misses it; print the smallest budget that meets it.")
 @click.option("--compute-ms", type=click.FloatRange(min=0), metavar="X", help="Compute time per run instead of measuring it on this machine.")
+@click.option("--predicted-compute", is_flag=True,
+              help="Take the compute time per run from the latency model's prediction for DEVICE instead of measuring it here.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE", help="Write the result and the curve as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png", help="Draw the latency-vs-memory curve.")
 def simulate(artifact: Path, device_ref: str, policy: str, readahead: str, runtime_options: tuple[str, ...], tokens: int,
-             budget_text: str | None, latency_ms: float | None, compute_ms: float | None, json_path: Path | None,
-             plot_path: Path | None) -> None:
+             budget_text: str | None, latency_ms: float | None, compute_ms: float | None, predicted_compute: bool,
+             json_path: Path | None, plot_path: Path | None) -> None:
     """Simulate ARTIFACT's mapped weights paging from a phone's flash: major faults, bytes read
     and latency at the phone's budget (cold first run, warm steady state), the latency-vs-memory
     curve, and whether pinning beats plain mmap. Every figure is simulated from the device
@@ -381,7 +388,18 @@ def simulate(artifact: Path, device_ref: str, policy: str, readahead: str, runti
     layout = backend.layout(artifact, options)
     kv_cache = _kv_cache_bytes(artifact)
     heap = 0  # the runtime's own anonymous memory, known only from a measurement
-    if compute_ms is not None:
+    from .runtime import cost
+
+    if predicted_compute and compute_ms is not None:
+        raise click.UsageError("--compute-ms and --predicted-compute both set the compute time: choose one")
+    phone = cost.phone_figures(artifact, device)
+    if predicted_compute:
+        if not phone["predicted"]:
+            raise errors.BadInput(phone["missing"])
+        compute = phone["p50_ms"] / 1e3
+        source = (f"PREDICTED for {device.id} by the latency model ({phone['low_ms']:.3g}-{phone['high_ms']:.3g} ms band; "
+                  f"{phone['basis']}); runtime heap not measured")
+    elif compute_ms is not None:
         compute, source = compute_ms / 1e3, f"given (--compute-ms {compute_ms:g}; runtime heap not measured)"
     else:
         from .runtime import measure
@@ -403,6 +421,10 @@ def simulate(artifact: Path, device_ref: str, policy: str, readahead: str, runti
     if not sim.fits:
         raise errors.CheckFailed(f"{artifact} on {device.id}: {sim.reason}")
     click.echo(sim.render())
+    if not predicted_compute:
+        click.echo(f"compute on {device.id}, PREDICTED by the latency model (weights in memory): "
+                   + (f"{phone['p50_ms']:.3g} ms per run (band {phone['low_ms']:.3g}-{phone['high_ms']:.3g}); "
+                      "--predicted-compute simulates with it" if phone["predicted"] else f"none: {phone['missing']}"))
     if sim.meets_target is False:
         raise errors.CheckFailed(f"{artifact} on {device.id}: warm latency {sim.warm.latency_s * 1e3:.2f} ms (simulated) "
                                  f"misses the target of {latency_ms:g} ms")
@@ -423,6 +445,13 @@ def _kv_cache_bytes(artifact: Path) -> int:
     return 2 * int(kv["bytes"])
 
 
+def _cpu(device) -> str:
+    c = device.compute
+    if c is None:
+        return "no [compute] facts: no latency prediction"
+    return f"{c.soc}: " + " + ".join(f"{k.cores}x {k.core.name.removeprefix('Arm ')} {k.ghz:g} GHz" for k in c.clusters)
+
+
 @cli.command(name="devices")
 def devices_cmd() -> None:
     """List the built-in phone profiles (pass one's id, or your own .toml, to --device or
@@ -430,11 +459,12 @@ def devices_cmd() -> None:
     from .runtime import devices
     from .table import render
 
-    rows = [["id", "name", "os", "tier", "RAM", "app budget", "page", "storage", "flash read", "DRAM", "big cores"]]
+    rows = [["id", "name", "os", "tier", "RAM", "app budget", "page", "storage", "flash read", "DRAM", "big cores", "CPU (latency model)"]]
     for d in devices.builtin().values():
         budget = human(d.app_budget) + (f" ({human(d.app_budget_extended)})" if d.app_budget_extended else "")
         rows.append([d.id, d.name, d.os.value, d.tier.value, human(d.ram), budget, human(d.page_size), d.storage,
-                     f"{d.flash_read_bandwidth / 1e9:.2f} GB/s", f"{d.dram} {d.dram_bandwidth / 1e9:.0f} GB/s", str(d.big_cores)])
+                     f"{d.flash_read_bandwidth / 1e9:.2f} GB/s", f"{d.dram} {d.dram_bandwidth / 1e9:.0f} GB/s", str(d.big_cores),
+                     _cpu(d)])
     click.echo(render(rows, right={4, 5, 6, 8, 10}))
     click.echo("\napp budget: what one foreground app can hold before lmkd/jetsam kills it (with iOS's increased-memory-limit entitlement)")
 

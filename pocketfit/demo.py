@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .converter import Int8Dynamic, NoQuant, Onnx, export, load
 from .progress import Console
-from .runtime import devices, fit, measure
+from .runtime import cost, devices, fit, measure
 from .table import render
 from .units import mib
 
@@ -22,6 +22,7 @@ def run(output: Path) -> str:
         with progress.step(f"Measuring {artifact.path} in a child process"):
             m = measure(artifact.path)
         fp32_bytes = fp32_bytes or m.bytes
+        predicted = {d.id: cost.phone_figures(artifact.path, d, seq_len=m.seq_len) for d in phones}
         rows.append([
             artifact.manifest.format,
             recipe.name,
@@ -31,13 +32,19 @@ def run(output: Path) -> str:
             mib(m.peak_rss),
             mib(m.model_rss),
             f"{m.p50_ms:.1f} ms",
-        ] + ["fits" if fit(m, d).fits else "DOES NOT FIT" for d in phones])
+        ] + [("fits" if fit(m, d).fits else "DOES NOT FIT") + _predicted(predicted[d.id]) for d in phones])
     notes = (
         f"\nParity: against torch fp32 on {artifact.manifest.parity.inputs} fixed sentences, run in onnxruntime.\n"
         f"Peak RSS: the measuring process's high-water mark (Python, numpy, onnxruntime and the model); "
         f"model RSS: what the model added to it.\n"
-        f"Latency: batch 1 x {m.seq_len} tokens on this machine, not on the phones. "
+        f"Latency: p50 is batch 1 x {m.seq_len} tokens measured on this machine. Under each phone, after the verdict: the p50 "
+        f"PREDICTED there by the latency model (pocketfit profile --device D prints its band and basis; '?' where a profile "
+        f"lacks CPU facts).\n"
         f"Verdict: model RSS plus onnxruntime's own footprint on a phone within each app budget (pocketfit devices).\n"
         f"Artifacts and manifests: {output}/"
     )
     return render(rows, right={2, 3, 4, 5, 6, 7}) + "\n" + notes
+
+
+def _predicted(figure: dict) -> str:
+    return f", ~{figure['p50_ms']:.3g} ms" if figure["predicted"] else ", ? ms"

@@ -17,14 +17,26 @@ from pocketfit.errors import PocketfitError
 from pocketfit.runtime.procfs import advise, snapshot
 
 
-def feeds(inputs, seq_len: int) -> dict[str, np.ndarray]:
+def feeds(inputs, seq_len: int, max_context: int | None = None) -> dict[str, np.ndarray]:
     """Inputs of batch 1 and `seq_len` tokens. Token id 1 exists in every vocabulary, and a mask
-    of ones attends to every token: latency does not depend on which ids are fed."""
+    of ones attends to every token: latency does not depend on which ids are fed. A decoder's
+    step runs at position seq_len - 1, so that it attends `seq_len` positions (within its cache)."""
     arrays = {}
     for spec in inputs:
         shape = [d if isinstance(d, int) else (1 if i == 0 else seq_len) for i, d in enumerate(spec.shape)]
+        if spec.name == "position":
+            arrays[spec.name] = np.full(shape, min(seq_len, max_context or seq_len) - 1, dtype=spec.dtype)
+            continue
         arrays[spec.name] = np.ones(shape, dtype=spec.dtype) if "int" in spec.dtype else np.zeros(shape, dtype=spec.dtype)
     return arrays
+
+
+def _max_context(path: Path) -> int | None:
+    """A decoder's KV cache positions, from its manifest (None without one)."""
+    try:
+        return json.loads((path.parent / "manifest.json").read_text())["details"]["kv_cache"]["max_context"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def measure(request: dict) -> dict:
@@ -42,7 +54,7 @@ def measure(request: dict) -> dict:
     if request.get("advice"):  # as an app would, on the mapping the runtime made
         advise(path, request["advice"])
     phases["loaded"] = snapshot(path)
-    arrays = feeds(runner.inputs, request["seq_len"])
+    arrays = feeds(runner.inputs, request["seq_len"], _max_context(path))
     start = time.perf_counter()
     runner.run(arrays)
     first_s = time.perf_counter() - start

@@ -7,7 +7,7 @@ from .fit import Fit
 from .measure import Measurement
 
 
-def text(m: Measurement, fits: list[Fit]) -> str:
+def text(m: Measurement, fits: list[Fit], phones: list[dict] = ()) -> str:
     lines = [
         f"artifact  {m.artifact} ({human(m.bytes)}), {m.runtime}"
         + (f", options {', '.join(f'{k}={v}' for k, v in m.options.items())}" if m.options else ""),
@@ -45,11 +45,23 @@ def text(m: Measurement, fits: list[Fit]) -> str:
             verdict = "fits" if f.fits else ("DOES NOT FIT" if m.ok else m.outcome.upper())
             rows.append([f"{f.device.name} ({f.device.id})", human(f.device.app_budget), human(f.needed), f"{f.memory_share:.0%}", verdict])
         lines += ["", render(rows, right={1, 2, 3})]
+    if phones:
+        lines.append("")
+        lines.append(f"latency   measured above on this machine; on the phones, PREDICTED by the latency model (not measured):")
+        for p in phones:
+            if not p["predicted"]:
+                lines.append(f"  {p['device']}: no prediction: {p['missing']}")
+                continue
+            what = (f"decode step p50 {p['p50_ms']:.3g} ms (band {p['low_ms']:.3g}-{p['high_ms']:.3g}); {p['rates']}"
+                    if p["phase"] == "decode" else f"p50 {p['p50_ms']:.3g} ms (band {p['low_ms']:.3g}-{p['high_ms']:.3g}) at {m.seq_len} tokens")
+            bounds = ", ".join(f"{k} {v:.0%}" for k, v in p["bounds"].items())
+            lines.append(f"  {p['device']}: {what}; {p['runtime']}, {p['threads']} threads; time {bounds}")
+            lines.append(f"    basis: {p['basis']}; {p['calibration']}")
     return "\n".join(lines)
 
 
-def document(m: Measurement, fits: list[Fit]) -> dict:
-    return m.to_dict() | {
+def document(m: Measurement, fits: list[Fit], phones: list[dict] = ()) -> dict:
+    return m.to_dict() | {"phone_latency": list(phones)} | {
         "devices": [
             {"id": f.device.id, "app_budget": f.device.app_budget, "runtime_footprint": f.footprint,
              "needed": f.needed, "fits": f.fits}

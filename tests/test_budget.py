@@ -81,7 +81,7 @@ def _refused(path: Path) -> str:
 def test_a_typo_names_the_key_path_line_and_the_close_key(tmp_path, placeholder):
     path = write(tmp_path, gate(placeholder, extra='[tiers.small.limits]\nmemory = "40 MiB"\nsise = "1 MiB"\n'))
     assert _refused(path) == (f"pocketfit: {path}:{line_of(path, 'sise')}: tiers.small.limits.sise: unknown key 'sise'; did you mean 'size'? "
-                              "(known here: context, emulated_memory, latency_growth, latency_p50, latency_p90, memory, memory_growth, "
+                              "(known here: context, emulated_memory, latency_growth, latency_p50, latency_p90, max_latency_ms, memory, memory_growth, "
                               "parity, parity_floors, size, size_growth, tokens_per_second)")
 
 

@@ -163,6 +163,8 @@ def _judge(budget: Budget, model: Model, tier: str, device: Device, host, record
         if cap is None:
             continue
         checks.append(_predicted(key, cap, host, lambda m, q=quantile: _sim(sims, model, device, m, m.percentile(q) / 1000, 0)))
+    if limits.max_latency_ms is not None:
+        checks.append(_phone_latency(model, device, limits, budget.measure.seq_len))
     if limits.tokens_per_second is not None:
         context = limits.context or 128  # a chat turn's worth of context
         checks.append(_throughput(limits.tokens_per_second, context, host,
@@ -260,6 +262,27 @@ def _predicted(limit: str, cap: float, host, simulate) -> Check:
         return Check(limit, Status.PASS if ok else Status.FAIL, round(value, 6), cap, "seconds", margin, message, "simulated")
 
     return _measured(host, judge, limit, cap, "seconds")
+
+
+def _phone_latency(model: Model, device: Device, limits: Limits, seq_len: int) -> Check:
+    """The latency model's p50 on the phone, judged against max_latency_ms: a prediction, with
+    its band and the phone's peaks in the margin, never a measurement."""
+    from .. import cost
+
+    cap = limits.max_latency_ms / 1000
+    context = limits.context or 128
+    try:
+        p = cost.predict_artifact(model.artifact, device, seq_len=seq_len, context=context)
+    except PocketfitError as e:
+        return _error("max_latency_ms", cap, "seconds", _failure(e), "predicted")
+    what = f"a decode step at context {context}" if p.work.phase == "decode" else f"{p.work.tokens} tokens"
+    margin = (f"{p.ms:.1f} ms (band {p.low * 1e3:.1f}-{p.high * 1e3:.1f}) of {cap * 1000:.1f} ms, {_percent(p.seconds, cap)}; "
+              f"{what}, {p.peaks.label}")
+    ok = p.seconds <= cap
+    message = "" if ok else (f"max_latency_ms: predicted {p.ms:.1f} ms on {device.id} ({what}) exceeds the limit of "
+                             f"{cap * 1000:.1f} ms (band {p.low * 1e3:.1f}-{p.high * 1e3:.1f} ms)")
+    return Check("max_latency_ms", Status.PASS if ok else Status.FAIL, round(p.seconds, 6), cap, "seconds", margin, message,
+                 "predicted (latency model)")
 
 
 def _throughput(floor: float, context: int, host, simulate) -> Check:

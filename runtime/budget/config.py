@@ -43,6 +43,7 @@ class Limits:
     emulated_memory: int | Share | None = None
     latency_p50: float | None = None  # seconds
     latency_p90: float | None = None
+    max_latency_ms: float | None = None  # the latency model's phone p50, milliseconds
     tokens_per_second: float | None = None
     context: int | None = None
     parity: bool | None = None
