@@ -38,6 +38,14 @@ def test_a_hung_child_is_an_outcome(minilm_onnx):
     assert m.outcome == "hung" and not m.ok and "3 s" in m.detail
 
 
+def _parent(pid: str) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), None)
+
+
 def _kill_child_when_it_appears(sig: int) -> None:
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -46,7 +54,8 @@ def _kill_child_when_it_appears(sig: int) -> None:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"pocketfit.runtime._child" in cmdline and b'"probe"' not in cmdline:
+            if b"pocketfit.runtime._child" in cmdline and b'"probe"' not in cmdline and _parent(pid) == os.getpid():
+                # only this test's own child: another xdist worker's measurement is not ours to kill
                 time.sleep(1.0)  # let it load the model and start running
                 os.kill(int(pid), sig)
                 return
