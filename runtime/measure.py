@@ -19,6 +19,7 @@ from pocketfit.errors import BadInput, InvalidArtifact
 from pocketfit.units import human
 
 from . import procfs
+from .machine_load import Watch
 from .procfs import Snapshot
 
 
@@ -45,6 +46,7 @@ class Measurement:
     weights_advice: str = ""
     sampled: int = 0  # how many samples the parent took
     advice: str | None = None  # madvise'd on the artifact's mappings after load
+    machine_load: object = None  # machine_load.MachineLoad: what other processes took meanwhile
 
     @property
     def ok(self) -> bool:
@@ -117,6 +119,7 @@ class Measurement:
             "phases": {k: v.to_dict() for k, v in self.phases.items()},
             "emulation": self.emulation.to_dict() if self.emulation else None,
             "samples": self.sampled,
+            "machine_load": self.machine_load.to_dict() if self.machine_load else None,
         }
 
 
@@ -229,14 +232,15 @@ def measure(
     if emulate is not None:
         from . import handset
 
-        with handset.Handset(emulate, artifact, budget) as box:
+        with handset.Handset(emulate, artifact, budget) as box, Watch() as watch:
             code, out, err, hung, sampler = _run_child(request, timeout, box.wrap, sample_interval)
             emulation = box.result()
             probed = {"runtime": box.runtime, "phases": {"baseline": box.baseline.to_dict()}}
     else:
         if cold:
             procfs.evict(artifact)
-        code, out, err, hung, sampler = _run_child(request, timeout, None, sample_interval)
+        with Watch() as watch:
+            code, out, err, hung, sampler = _run_child(request, timeout, None, sample_interval)
         emulation, probed = None, {}
     result = _result(out)
     _raise_error(result)
@@ -268,6 +272,7 @@ def measure(
         weights_advice=backend.WEIGHTS,
         sampled=sampler.samples if sampler else 0,
         advice=advice,
+        machine_load=watch.result,
     )
 
 

@@ -19,6 +19,8 @@ def text(m: Measurement, fits: list[Fit], phones: list[dict] = ()) -> str:
             f"p50 {m.p50_ms:.2f} / p90 {m.p90_ms:.2f} / p99 {m.p99_ms:.2f} ms over {m.iterations} runs after "
             f"{m.warmup} warm-up (batch 1 x {m.seq_len} tokens{f', {m.threads} threads' if m.threads else ''})"
         )
+        if m.machine_load is not None:
+            lines.append(f"machine   {m.machine_load.describe()}")
     lines += [
         f"memory    peak RSS {human(m.peak_rss)}: this process before loading {human(m.baseline_rss)}, "
         f"the model {human(m.model_rss)}",
