@@ -70,7 +70,7 @@ def export(
     start = time.perf_counter()
     with staged(final) as tmp:
         with progress.step(f"Exporting {model.source.architecture} ({model.task.value}) to {fmt.name}, {recipe.name}"):
-            facts = backend.export(graph, fmt, recipe, tmp)
+            facts = backend.export(graph, fmt, recipe, tmp, progress)
         with progress.step(f"Verifying in {fmt.runtime} against torch"):
             runner = backend.open(tmp)
             fresh = iter([runner])  # not run yet: the first evaluation takes it instead of opening another

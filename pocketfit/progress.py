@@ -1,4 +1,7 @@
-"""Progress for long steps. The library reports steps; the CLI decides how they look."""
+"""Progress for long steps. The library reports steps; the CLI decides how they look.
+
+Steps nest: a backend's stages (torch.export, lowering, serialization) run inside the export step,
+and show indented under it as they happen."""
 
 import contextlib
 import os
@@ -6,7 +9,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Protocol, TextIO
+
+_CLEAR = "\r\033[K"  # back to the line's start and erase it
 
 
 class Progress(Protocol):
@@ -21,8 +27,18 @@ class Silent:
         yield
 
 
+@dataclass
+class _Frame:
+    label: str
+    indent: str
+    start: float = field(default_factory=time.perf_counter)
+    open_line: bool = False  # its line is on screen, not yet ended by a newline
+
+
 class Console:
-    """One line per step on a stream: a ticking clock on a terminal, start and end lines otherwise."""
+    """One line per step on a stream. On a terminal a ticking clock redraws the innermost step's
+    line; elsewhere (CI logs) a step's line is written when it starts and finished when it ends,
+    so a log shows what is running without any control characters."""
 
     def __init__(self, stream: TextIO = sys.stderr):
         self.live = stream.isatty()
@@ -32,17 +48,26 @@ class Console:
             self.stream = os.fdopen(os.dup(stream.fileno()), "w", buffering=1)
         except (AttributeError, OSError, ValueError):  # not backed by a file descriptor
             self.stream = stream
+        self._lock = threading.Lock()
+        self._local = threading.local()  # steps nest per thread (`check --jobs` runs several)
 
     @contextlib.contextmanager
     def step(self, label: str) -> Iterator[None]:
-        start = time.perf_counter()
+        stack = self._local.__dict__.setdefault("stack", [])
+        frame = _Frame(label, "  " * len(stack))
+        with self._lock:
+            if stack and stack[-1].open_line:  # the parent's line ends; its stages go below it
+                self._write(f"{_CLEAR}{stack[-1].indent}… {stack[-1].label}\n" if self.live else "\n")
+                stack[-1].open_line = False
+            stack.append(frame)
+            if not self.live:
+                self._write(f"{frame.indent}… {label}")
+            frame.open_line = True
         done = threading.Event()
         ticker = None
         if self.live:
-            ticker = threading.Thread(target=self._tick, args=(label, start, done), daemon=True)
+            ticker = threading.Thread(target=self._tick, args=(frame, stack, done), daemon=True)
             ticker.start()
-        else:
-            print(f"… {label}", file=self.stream, flush=True)
         ok = False
         try:
             yield
@@ -51,14 +76,25 @@ class Console:
             done.set()
             if ticker:
                 ticker.join()
-            mark = "✓" if ok else "✗"
-            end = "\r\033[K" if self.live else ""
-            print(f"{end}{mark} {label} ({time.perf_counter() - start:.1f} s)", file=self.stream, flush=True)
+            seconds = time.perf_counter() - frame.start
+            with self._lock:
+                stack.pop()
+                if frame.open_line and not self.live:
+                    self._write(f": {'done in' if ok else 'failed after'} {seconds:.1f} s\n")
+                else:
+                    mark = "✓" if ok else "✗"
+                    self._write(f"{_CLEAR if self.live else ''}{frame.indent}{mark} {label} ({seconds:.1f} s)\n")
 
-    def _tick(self, label: str, start: float, done: threading.Event) -> None:
+    def _tick(self, frame: _Frame, stack: list, done: threading.Event) -> None:
         spinner = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
         i = 0
         while not done.wait(0.1):
-            elapsed = time.perf_counter() - start
-            print(f"\r\033[K{spinner[i % len(spinner)]} {label} ({elapsed:.0f} s)", end="", file=self.stream, flush=True)
+            with self._lock:
+                if not frame.open_line or stack[-1] is not frame:
+                    continue  # a stage inside it is drawing
+                elapsed = time.perf_counter() - frame.start
+                self._write(f"{_CLEAR}{frame.indent}{spinner[i % len(spinner)]} {frame.label} ({elapsed:.0f} s)")
             i += 1
+
+    def _write(self, text: str) -> None:
+        print(text, end="", file=self.stream, flush=True)

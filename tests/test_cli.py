@@ -14,7 +14,7 @@ def assert_one_line_error(result, code: int, *fragments: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert "Traceback" not in result.stderr
     assert lines[-1].startswith("pocketfit: "), result.stderr
-    assert all(line[0] in "…✓✗" for line in lines[:-1]), result.stderr
+    assert all(line.lstrip()[0] in "…✓✗" for line in lines[:-1]), result.stderr
     for fragment in fragments:
         assert fragment in lines[-1], lines[-1]
 
@@ -163,6 +163,15 @@ def test_format_all_writes_one_folder_per_format(tiny_classifier_dir, tmp_path):
     for name, fmt in FORMATS.items():
         assert (out / name / f"model{fmt.suffix}").is_file()
         assert (out / name / "manifest.json").is_file()
+    # Each backend's long stages show as they run, indented under the export, one line each
+    # (stderr is not a terminal here: no control characters).
+    for stage in ("torch.onnx.export (TorchScript): done in", "quantizing to int8 with onnxruntime: done in",
+                  "optimizing and saving as ORT format: done in", "quantizing with torchao: done in",
+                  "torch.export: done in", "to_edge and lowering to XNNPACK: done in",
+                  "serializing the ExecuTorch program: done in", "converting with litert-torch: done in",
+                  "quantizing with ai-edge-quantizer: done in"):
+        assert f"\n  … {stage}" in result.stderr, (stage, result.stderr)
+    assert "\r" not in result.stderr and "\033" not in result.stderr
 
 
 @pytest.mark.parametrize("content, message", [

@@ -5,8 +5,9 @@
 - ``CACHE``: where a decoder's KV cache lives in its artifacts (tasks.CacheStyle);
 - ``UNSUPPORTED_TASKS``: tasks it cannot export, each with the reason;
 - ``refuse(recipe) -> str | None``: why it cannot apply a supported recipe with these settings;
-- ``export(graph, fmt, recipe, path) -> dict``: write the artifact to ``path``; return facts for
-  the manifest;
+- ``export(graph, fmt, recipe, path, progress) -> dict``: write the artifact to ``path``; return
+  facts for the manifest; each long stage (tracing, quantizing, lowering, serializing) runs in a
+  ``progress.step`` so the user sees it as it happens;
 - ``OPTIONS``: runtime options ``open`` takes (name -> allowed values), e.g. LiteRT's xnnpack;
 - ``open(path, threads=None, options=None)``: load the artifact in the format's own runtime, giving a runner
   with ``inputs``/``outputs`` (TensorSpec, named as the graph's) and ``run(feeds) -> list``

@@ -9,6 +9,7 @@ import numpy as np
 
 from pocketfit.errors import ExportFailed, InvalidArtifact
 from pocketfit.manifest import TensorSpec
+from pocketfit.progress import Progress, Silent
 
 from ..inspection import Inspection, Tensor
 from ..layout import COPIED, MAPPED, Layout, Weight
@@ -44,19 +45,19 @@ _TRACE_SIZES = {"batch": 2, "sequence": 16}
 _DTYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(float)": "float32", "tensor(float16)": "float16"}
 
 
-def export(graph, fmt: Onnx, recipe, path: Path) -> dict:
+def export(graph, fmt: Onnx, recipe, path: Path, progress: Progress = Silent()) -> dict:
     """Export `graph` to `path` as ONNX, shrunk by `recipe`. Returns facts for the manifest."""
     work = path.with_name(path.name + ".fp32")
     try:
-        to_onnx(graph, fmt, work)
-        with quiet():
+        to_onnx(graph, fmt, work, progress)
+        with progress.step(_SHRINK_STAGE[type(recipe)]) if type(recipe) in _SHRINK_STAGE else contextlib.nullcontext(), quiet():
             facts = _SHRINK[type(recipe)](graph, recipe, work, path) or {}
     finally:
         work.unlink(missing_ok=True)
     return {"opset": fmt.opset} | facts
 
 
-def to_onnx(graph, fmt: Onnx, path: Path) -> None:
+def to_onnx(graph, fmt: Onnx, path: Path, progress: Progress = Silent()) -> None:
     """The fp32 graph, with its named axes dynamic, in one file (traced once per graph).
 
     Graphs go through torch's TorchScript exporter (optimum's too): it exports MiniLM in about
@@ -66,9 +67,12 @@ def to_onnx(graph, fmt: Onnx, path: Path) -> None:
     through the dynamo exporter, which captures data-dependent control flow or says why it cannot."""
     key = ("onnx", fmt.opset)
     if key not in graph.derived:
-        with _one_torch_thread():  # small traced calls: a second thread only spins at each op's barrier
-            data = _trace(graph, fmt)
-        graph.derived[key] = data if data is not None else _dynamo(graph, fmt, path)
+        with progress.step("torch.onnx.export (TorchScript)"), _one_torch_thread():
+            data = _trace(graph, fmt)  # small traced calls: a second thread only spins at each op's barrier
+        if data is None:
+            with progress.step("torch.onnx.export (dynamo, the trace could not be trusted)"):
+                data = _dynamo(graph, fmt, path)
+        graph.derived[key] = data
     path.write_bytes(graph.derived[key])
 
 
@@ -277,6 +281,8 @@ def refuse(recipe) -> str | None:
     return None
 
 
+_SHRINK_STAGE = {Fp16: "converting to fp16", Int8Dynamic: "quantizing to int8 with onnxruntime",
+                 Int8Static: "calibrating and quantizing with onnxruntime", Int4Weight: "quantizing to 4-bit with onnxruntime"}
 _SHRINK = {NoQuant: _keep, Fp16: _fp16, Int8Dynamic: _int8_dynamic, Int8Static: _int8_static, Int4Weight: _int4}
 
 

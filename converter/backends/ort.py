@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from pocketfit.errors import ExportFailed, InvalidArtifact
+from pocketfit.progress import Progress, Silent
 
 from ..inspection import Inspection, Tensor
 from ..layout import COPIED, Layout, Weight
@@ -38,12 +39,12 @@ runtime_version = onnx.runtime_version
 refuse = onnx.refuse
 
 
-def export(graph, fmt: Ort, recipe, path: Path) -> dict:
+def export(graph, fmt: Ort, recipe, path: Path, progress: Progress = Silent()) -> dict:
     import onnxruntime as ort
 
     source = path.with_name(path.name + ".onnx")
     try:
-        facts = onnx.export(graph, onnx.Onnx(opset=fmt.opset), recipe, source)
+        facts = onnx.export(graph, onnx.Onnx(opset=fmt.opset), recipe, source, progress)
         options = ort.SessionOptions()
         # "extended" fusions are portable; "all" adds layout transforms chosen for this machine's
         # CPU, which a phone's is not.
@@ -51,7 +52,8 @@ def export(graph, fmt: Ort, recipe, path: Path) -> dict:
         options.optimized_model_filepath = str(path)
         options.add_session_config_entry("session.save_model_format", "ORT")
         try:
-            ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+            with progress.step("optimizing and saving as ORT format"):
+                ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
         except Exception as e:
             raise ExportFailed(f"onnxruntime could not convert the ONNX model to ORT format: {reason(e)}") from e
     finally:

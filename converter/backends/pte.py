@@ -1,6 +1,7 @@
 """ExecuTorch .pte: torch.export, shrunk with torchao / pt2e, lowered to the XNNPACK delegate,
 run back through ExecuTorch's own runtime."""
 
+import contextlib
 import copy
 import json
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import numpy as np
 
 from pocketfit.errors import ExportFailed, InvalidArtifact
 from pocketfit.manifest import TensorSpec
+from pocketfit.progress import Progress, Silent
 
 from ..inspection import Inspection, Tensor
 from ..layout import Layout
@@ -46,7 +48,7 @@ def refuse(recipe) -> str | None:
     return None  # torchao groups any size that divides a layer's input width
 
 
-def export(graph, fmt: Pte, recipe, path: Path) -> dict:
+def export(graph, fmt: Pte, recipe, path: Path, progress: Progress = Silent()) -> dict:
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
@@ -72,24 +74,28 @@ def export(graph, fmt: Pte, recipe, path: Path) -> dict:
                 if _pte_decoder.supports(module.model.config, graph.kv_cache):
                     module = _pte_decoder.DecodeOps(module.model, graph.kv_cache)
                     rewrites = ["decode step: KV cache and attention in ExecuTorch's llama::update_cache and llama::custom_sdpa"]
-            module, fuse_embeddings = _shrink(graph, recipe, module, sample, dynamic)
-            program = torch.export.export(module, (), kwargs=sample, dynamic_shapes=dynamic, strict=False)
+            with progress.step(_SHRINK_STAGE[type(recipe)]) if type(recipe) in _SHRINK_STAGE else contextlib.nullcontext():
+                module, fuse_embeddings = _shrink(graph, recipe, module, sample, dynamic)
+            with progress.step("torch.export"):
+                program = torch.export.export(module, (), kwargs=sample, dynamic_shapes=dynamic, strict=False)
             # The edge-dialect verifier re-runs for every partition and costs a third of the export;
             # the program is checked instead by running it in ExecuTorch's runtime right after.
-            lowered = to_edge_transform_and_lower(program, transform_passes=[_inferred_view_sizes, _unit_axis_permutes],
-                                                  partitioner=[XnnpackPartitioner()],
-                                                  compile_config=EdgeCompileConfig(_check_ir_validity=False),
-                                                  constant_methods={_SIGNATURE: json.dumps(signature)})
+            with progress.step("to_edge and lowering to XNNPACK"):  # one call in ExecuTorch's API
+                lowered = to_edge_transform_and_lower(program, transform_passes=[_inferred_view_sizes, _unit_axis_permutes],
+                                                      partitioner=[XnnpackPartitioner()],
+                                                      compile_config=EdgeCompileConfig(_check_ir_validity=False),
+                                                      constant_methods={_SIGNATURE: json.dumps(signature)})
             # Quant fusion turns dequantize -> embedding into ExecuTorch's quantized embedding
             # kernels (the table stays int8 in the file). Reinplacing writes a decoder's KV cache
             # in place: without it every step makes a second, cache-sized copy in the arena.
             # Segments on page boundaries: ExecuTorch's mmap loader mlock()s a segment's size from
             # the page its data starts in, so a segment starting mid-page left its last bytes unlocked.
-            et = lowered.to_executorch(ExecutorchBackendConfig(do_quant_fusion_and_const_prop=fuse_embeddings,
-                                                               run_reinplace_pass=graph.kv_cache is not None,
-                                                               segment_alignment=_PAGE))
-            with path.open("wb") as f:  # (`open` here is the backend verb)
-                et.write_to_file(f)
+            with progress.step("serializing the ExecuTorch program"):
+                et = lowered.to_executorch(ExecutorchBackendConfig(do_quant_fusion_and_const_prop=fuse_embeddings,
+                                                                   run_reinplace_pass=graph.kv_cache is not None,
+                                                                   segment_alignment=_PAGE))
+                with path.open("wb") as f:  # (`open` here is the backend verb)
+                    et.write_to_file(f)
     except Exception as e:  # torch.export, torchao and the lowering raise many types
         raise ExportFailed(f"ExecuTorch export failed: {reason(e)}") from e
     facts = {"planned_memory": {p.name: list(p.non_const_buffer_sizes) for p in et.executorch_program.execution_plan
@@ -146,6 +152,10 @@ def _unit_axis_permutes(module):
     if changed:
         module.recompile()
     return PassResult(module, changed)
+
+
+_SHRINK_STAGE = {Fp16: "casting to fp16", Int8Dynamic: "quantizing with torchao", Int4Weight: "quantizing with torchao",
+                 Int8Static: "calibrating and quantizing with pt2e"}
 
 
 def _shrink(graph, recipe, module, sample, dynamic):

@@ -14,6 +14,7 @@ import numpy as np
 
 from pocketfit.errors import ExportFailed, InvalidArtifact
 from pocketfit.manifest import TensorSpec
+from pocketfit.progress import Progress, Silent
 
 from ..inspection import Inspection, Tensor
 from ..layout import COPIED, MAPPED, Layout, Weight
@@ -56,7 +57,7 @@ def refuse(recipe) -> str | None:
     return None
 
 
-def export(graph, fmt: Tflite, recipe, path: Path) -> dict:
+def export(graph, fmt: Tflite, recipe, path: Path, progress: Progress = Silent()) -> dict:
     """Convert `graph` at batch 1 and `fmt.sequence` tokens, then quantize the .tflite by `recipe`."""
     import litert_torch
     import torch
@@ -72,7 +73,7 @@ def export(graph, fmt: Tflite, recipe, path: Path) -> dict:
             sample = {k: v if v.is_floating_point() else v.to(torch.int32)
                       for k, v in graph.sample({"batch": 1, "sequence": fmt.sequence}).items()}
             try:
-                with quiet(), torch.no_grad():
+                with progress.step("converting with litert-torch"), quiet(), torch.no_grad():
                     litert_torch.convert(graph.module, sample_kwargs=sample).export(str(work))
             except Exception as e:  # litert-torch raises from torch.export, jax and MLIR alike
                 raise ExportFailed(f"litert-torch could not convert the model: {reason(e)}") from e
@@ -80,7 +81,7 @@ def export(graph, fmt: Tflite, recipe, path: Path) -> dict:
         if isinstance(recipe, NoQuant):
             work.replace(path)
         else:
-            with quiet():
+            with progress.step("quantizing with ai-edge-quantizer"), quiet():
                 _quantize(graph, recipe, work, path)
     finally:
         work.unlink(missing_ok=True)
