@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from pocketfit.converter import FORMATS, RECIPES, Task, export, load
-from pocketfit.converter.work import PRECISIONS, work
+from pocketfit.converter.reading import work
+from pocketfit.converter.work import PRECISIONS
 from pocketfit.runtime import measure
 from pocketfit.runtime.cost.model import RUNTIMES, Params, Peaks, predict
 from pocketfit.table import render

@@ -27,9 +27,11 @@ _PUBLIC = {
     "Pte": ".backends.pte",
     "Tflite": ".backends.tflite",
     "FORMATS": ".backends",
-    "inspect": ".inspection",
+    "inspect": ".reading",
     "Inspection": ".inspection",
-    "weight_layout": ".layout",
+    "weight_layout": ".reading",
+    "work": ".reading",
+    "Work": ".work",
     "Layout": ".layout",
     "sentences": ".texts",
 }

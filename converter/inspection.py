@@ -63,15 +63,3 @@ class Inspection:
 def _short(name: str, width: int = 60) -> str:
     """LiteRT names a tensor by its whole module path; the end says which layer it is."""
     return name if len(name) <= width else "…" + name[-(width - 1):]
-
-
-def inspect(path: Path) -> Inspection:
-    """Read what the artifact at `path` holds, with the backend its suffix names."""
-    from pocketfit.errors import InvalidArtifact
-
-    from . import backends
-
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidArtifact(f"artifact {path} does not exist")
-    return backends.for_path(path).inspect(path)

@@ -70,17 +70,3 @@ class Layout:
         if self.arena:
             lines.append(f"arena (planned working memory): {human(self.arena)} ({self.arena} bytes)")
         return "\n".join(lines + [f"- {note}" for note in self.notes])
-
-
-def weight_layout(path, options: dict | None = None) -> Layout:
-    """Read where the artifact at `path` keeps its weights, with the backend its suffix names."""
-    from pathlib import Path
-
-    from pocketfit.errors import InvalidArtifact
-
-    from . import backends
-
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidArtifact(f"artifact {path} does not exist")
-    return backends.for_path(path).layout(path, options)

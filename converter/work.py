@@ -168,19 +168,3 @@ class Work:
 
 def _short(name: str, width: int = 48) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1):]
-
-
-def work(path: Path, seq_len: int = 128, context: int | None = None) -> Work:
-    """The work of one call of the artifact at `path`, read by the backend its suffix names.
-    `seq_len` is an encoder's tokens; `context` the positions a decoder's step attends
-    (default: `seq_len`)."""
-    from pocketfit.errors import InvalidArtifact
-
-    from . import backends
-
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidArtifact(f"artifact {path} does not exist")
-    if seq_len < 1 or (context is not None and context < 1):
-        raise BadInput("the sequence length and the context must be at least 1")
-    return backends.for_path(path).ops(path, seq_len=seq_len, context=context)

@@ -165,7 +165,7 @@ def inspect(artifact: Path, top: int, show_layout: bool, runtime_options: tuple[
     if (as_json or context) and not show_ops:
         raise click.UsageError("--json and --context apply to --ops only")
     if show_ops:
-        from .converter.work import work
+        from .converter.reading import work
 
         done = work(artifact, seq_len=seq_len, context=context)
         click.echo(json.dumps(done.to_dict(), indent=2) if as_json else done.render(top))

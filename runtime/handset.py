@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pocketfit.errors import EnvironmentLimit
 
-from . import cgroups, procfs, runtimes
+from . import cgroups, child, procfs, runtimes
 from .devices import Device
 
 _RUNS = itertools.count()
@@ -53,11 +53,9 @@ class Handset:
         self.device, self.artifact, self.budget = device, Path(artifact), budget
 
     def __enter__(self) -> "Handset":
-        from .measure import probe
-
         block = block_device(self.artifact)
         cgroups.version()  # fail before the probe when there are no cgroups at all
-        self.runtime, self.baseline = probe(self.artifact)
+        self.runtime, self.baseline = child.probe(self.artifact)
         baseline = self.baseline
         self.footprint = runtimes.footprint_of(self.runtime).footprint
         self.host = baseline.rss_anon

@@ -1,24 +1,17 @@
 """measure: run an artifact in its own runtime, in a child process, and read what it cost —
 optionally inside an emulated handset's limits (runtime/handset.py)."""
 
-import json
-import os
 import signal
-import subprocess
-import sys
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pocketfit import errors
 from pocketfit.errors import BadInput, InvalidArtifact
 
 from pocketfit.units import human
 
-from . import procfs
+from . import child, handset, procfs
 from .machine_load import Watch
 from .procfs import Snapshot
 
@@ -123,83 +116,6 @@ class Measurement:
         }
 
 
-@dataclass
-class _Sampler:
-    """Polls the child's /proc/PID/status (cheap: no walk of its mappings) for peak memory:
-    every `interval` seconds for the first second — loading and the first inference, where the
-    peaks are — then every 0.2 s. On two cores each wake-up of this thread can stall the child's
-    thread pool; sampling steady-state runs at 10 ms moved p50 by up to 20% here. The kernel's
-    own high-water mark (VmHWM, reported by the child) bounds the total exactly either way."""
-
-    pid: int
-    interval: float
-    peak_anon: int = 0
-    peak_file: int = 0
-    peak_rss: int = 0
-    samples: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> "_Sampler":
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        start = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                s = procfs.status(self.pid)
-            except (OSError, ValueError, KeyError):
-                return  # the child is gone
-            self.peak_anon = max(self.peak_anon, s.get("RssAnon", 0))
-            self.peak_file = max(self.peak_file, s.get("RssFile", 0))
-            self.peak_rss = max(self.peak_rss, s.get("VmRSS", 0))
-            self.samples += 1
-            self._stop.wait(self.interval if time.monotonic() - start < 1.0 else max(self.interval, 0.2))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _run_child(request: dict, timeout: float, wrap=None, interval: float | None = 0.01):
-    """Start the child (inside cgroups when `wrap` is given), sample it, and collect what it says."""
-    command = [sys.executable, "-m", "pocketfit.runtime._child", json.dumps(request | {"parent": os.getpid()})]
-    # Ctrl-C or SIGTERM while Popen forks would leave a child this function holds no handle to:
-    # they wait, blocked, until `child` exists (the child unblocks them for itself at start).
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        child = subprocess.Popen(wrap(command) if wrap else command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-    sampler = _Sampler(child.pid, interval).start() if interval else None
-    hung = False
-    try:
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        out, err = child.communicate()
-        hung = True
-    except BaseException:  # Ctrl-C: the child must not outlive the harness
-        child.kill()
-        child.wait()
-        raise
-    finally:
-        if sampler:
-            sampler.stop()
-    return child.returncode, out, err, hung, sampler
-
-
-def probe(artifact: Path, timeout: float = 300) -> tuple[str, Snapshot]:
-    """The runtime's name and the child process's own memory before any model is loaded."""
-    code, out, err, hung, _ = _run_child({"artifact": str(artifact), "probe": True}, timeout, interval=None)
-    result = _result(out)
-    if hung or code != 0 or result is None or "error" in result:
-        _raise_error(result)
-        raise errors.MeasurementFailed(f"{artifact}: the runtime could not start ({_tail(err) or f'exit code {code}'})")
-    return result["runtime"], Snapshot(**result["phases"]["baseline"])
-
-
 def measure(
     artifact: Path, *, iterations: int = 20, warmup: int = 3, seq_len: int = 128, threads: int | None = None,
     options: dict | None = None, timeout: float = 600, emulate=None, cold: bool = False, sample_interval: float | None = 0.01,
@@ -230,28 +146,26 @@ def measure(
     if budget is not None and emulate is None:
         raise BadInput("a memory budget is enforced only on an emulated handset: add --emulate DEVICE")
     if emulate is not None:
-        from . import handset
-
         with handset.Handset(emulate, artifact, budget) as box, Watch() as watch:
-            code, out, err, hung, sampler = _run_child(request, timeout, box.wrap, sample_interval)
+            code, out, err, hung, sampler = child.run(request, timeout, box.wrap, sample_interval)
             emulation = box.result()
             probed = {"runtime": box.runtime, "phases": {"baseline": box.baseline.to_dict()}}
     else:
         if cold:
             procfs.evict(artifact)
         with Watch() as watch:
-            code, out, err, hung, sampler = _run_child(request, timeout, None, sample_interval)
+            code, out, err, hung, sampler = child.run(request, timeout, None, sample_interval)
         emulation, probed = None, {}
-    result = _result(out)
-    _raise_error(result)
+    result = child.parse_result(out)
+    child.raise_error(result)
     if hung:
         outcome, detail = "hung", f"no result after {timeout:.0f} s; the child was killed"
     elif emulation is not None and emulation.oom_killed:
         outcome, detail = "oom-killed", f"the kernel killed it at the emulated limit of {human(emulation.memory_limit)}"
     elif code < 0:
-        outcome, detail = f"killed by {signal.Signals(-code).name}", _tail(err)
+        outcome, detail = f"killed by {signal.Signals(-code).name}", child.tail(err)
     elif code != 0 or result is None:
-        outcome, detail = f"exited with code {code}", _tail(err)
+        outcome, detail = f"exited with code {code}", child.tail(err)
     else:
         outcome, detail = "ok", ""
     result = result or probed  # it died before reporting: the probe's baseline, and the sampler's peaks
@@ -274,21 +188,3 @@ def measure(
         advice=advice,
         machine_load=watch.result,
     )
-
-
-def _result(out: str) -> dict | None:
-    lines = out.strip().splitlines()
-    try:
-        return json.loads(lines[-1]) if lines else None
-    except ValueError:
-        return None
-
-
-def _raise_error(result: dict | None) -> None:
-    if result and "error" in result:
-        raise getattr(errors, result["error"], errors.MeasurementFailed)(result["message"])
-
-
-def _tail(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from pocketfit.converter.work import NoCostRule, Operand, price, work
+from pocketfit.converter.reading import work
+from pocketfit.converter.work import NoCostRule, Operand, price
 
 from conftest import run_cli
 

@@ -16,7 +16,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from pocketfit.errors import InvalidArtifact
+
 from ..work import Operand, Work, no_rule, price
+from ._util import reason
 
 NONE_ID = 4294967295  # XNNPACK's "no value"
 _XNN_ITEMSIZE = {"fp32": 4, "fp16": 2, "qdint8": 1, "qcint8": 1, "qint8": 1, "quint8": 1, "qcint4": 0.5, "qbint4": 0.5,
@@ -102,8 +105,6 @@ def ops(path: Path, seq_len: int, context: int | None) -> Work:
     from executorch.exir._serialize._program import deserialize_pte_binary
 
     from pocketfit.errors import BadInput
-
-    from .pte import _load_program
 
     program = _load_program(path, deserialize_pte_binary)
     plan = program.execution_plan[0]
@@ -216,3 +217,10 @@ def _xnnpack_ops(graph: dict, step: int, scale: dict[int, int]) -> list:
             precision = "fp16" if dtypes and dtypes[0] == "fp16" else "fp32"
         priced.append(price(name, kind_name, kind, precision, [o for o, _ in ins], outs))
     return priced
+
+
+def _load_program(path: Path, deserialize):
+    try:
+        return deserialize(path.read_bytes()).program
+    except Exception as e:  # a damaged flatbuffer fails in many ways
+        raise InvalidArtifact(f"{path} is not an ExecuTorch program: {reason(e)}") from e

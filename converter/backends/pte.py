@@ -426,13 +426,6 @@ def _xnnpack_constants(program) -> dict[str, tuple[str, tuple[int, ...]]]:
     return described
 
 
-def _load_program(path: Path, deserialize):
-    try:
-        return deserialize(path.read_bytes()).program
-    except Exception as e:  # a damaged flatbuffer fails in many ways
-        raise InvalidArtifact(f"{path} is not an ExecuTorch program: {reason(e)}") from e
-
-
 def ops(path: Path, seq_len: int = 128, context: int | None = None):
     """The work of one call: portable kernels and XNNPACK nodes (_pte_ops.py)."""
     from . import _pte_ops

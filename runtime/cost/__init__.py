@@ -25,7 +25,7 @@ def predict_artifact(path, device, threads: int | None = None, seq_len: int = 12
                      fitted: Params | None = None) -> Prediction:
     """One call of the artifact at `path` on `device`: an encoder's inference over `seq_len`
     tokens, or a decoder's step at `context` positions."""
-    from pocketfit.converter.work import work
+    from pocketfit.converter.reading import work
 
     peaks = phone_peaks(device, threads)  # refuses a device without compute facts before reading the artifact
     done = work(Path(path), seq_len=seq_len, context=context)

@@ -1,0 +1,64 @@
+"""The rooms import downwards only: no module of the runtime or the converter imports one that
+imports it back, even lazily inside a function (docs/architecture.md draws them as layers)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imports(package: Path) -> dict[str, set[str]]:
+    """Each module of `package` (dotted, relative to it) -> the modules of it that it imports."""
+    modules = {".".join(f.relative_to(package).with_suffix("").parts): f for f in package.rglob("*.py")}
+    modules = {name.removesuffix(".__init__").removesuffix("__init__"): f for name, f in modules.items()}
+    graph = {}
+    for name, file in modules.items():
+        here = name.split(".") if file.name == "__init__.py" else name.split(".")[:-1]
+        here = [p for p in here if p]
+        deps = set()
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+                continue
+            base = here[: len(here) - (node.level - 1)]
+            targets = [base + node.module.split(".")] if node.module else [base + [a.name] for a in node.names]
+            if node.module:  # `from .x import y` may name a submodule y
+                targets += [base + node.module.split(".") + [a.name] for a in node.names]
+            deps |= {".".join(t) for t in targets if ".".join(t) in modules and ".".join(t) != name}
+        graph[name] = deps
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+
+    def visit(node, path):
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                return path + [node, dep]
+            if dep not in state and (found := visit(dep, path + [node])):
+                return found
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node, [])):
+            return found
+    return None
+
+
+@pytest.mark.parametrize("room", ["runtime", "converter"])
+def test_no_import_cycles(room):
+    graph = _imports(ROOT / room)
+    assert graph, room
+    # A package's __init__ re-exporting its modules is not a cycle with them: only module -> module.
+    graph = {m: {d for d in deps if d and not (m.startswith(d + ".") )} for m, deps in graph.items() if m}
+    cycle = _cycle(graph)
+    assert cycle is None, f"{room}: import cycle {' -> '.join(cycle)}"
+
+
+def test_the_cycle_finder_finds_one():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
