@@ -19,6 +19,8 @@ from . import errors
 from .converter.backends import FORMATS
 from .converter.recipes import RECIPES
 from .converter.tasks import Task
+from .runtime.budget.formats import names as _report_formats
+from .runtime.paging.policies import POLICIES
 from .units import human, mib
 
 EXIT_CODES = [
@@ -233,7 +235,7 @@ def profile(artifact: Path, emulate_ref: str | None, budget_text: str | None, ad
     _measure_and_judge(artifact, phones, emulated, cold, budget=budget, advice=advice, **options)
 
 
-_REPORT_FORMATS = ["table", "json", "junit", "markdown", "html"]
+_REPORT_FORMATS = _report_formats()
 
 
 @cli.command()
@@ -343,8 +345,8 @@ def _measure_and_judge(artifact, phones, emulated, cold, iterations, warmup, seq
 @cli.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--device", "device_ref", required=True, help="Device id or profile .toml.")
-@click.option("--policy", type=click.Choice(["lru", "two-list", "pinned"]), default="lru", show_default=True,
-              help="Page-cache policy: plain mmap under LRU, Linux-like active/inactive lists, or mlock the hottest bytes.")
+@click.option("--policy", type=click.Choice(list(POLICIES)), default="lru", show_default=True,
+              help="Page-cache policy: plain mmap under LRU, mlock the hottest bytes then LRU, or Linux-like active/inactive lists.")
 @click.option("--readahead", default="128", show_default=True, metavar="KB|random",
               help="The kernel's read-around window in KiB, or `random` for MADV_RANDOM.")
 @click.option("--option", "runtime_options", multiple=True, metavar="KEY=VALUE",

@@ -19,9 +19,16 @@ def _imports(package: Path) -> dict[str, set[str]]:
         here = [p for p in here if p]
         deps = set()
         for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+            if not isinstance(node, ast.ImportFrom):
                 continue
-            base = here[: len(here) - (node.level - 1)]
+            if node.level == 0:  # `from pocketfit.runtime.x import y` is as much an import of x
+                prefix = f"pocketfit.{package.name}"
+                if not node.module or not (node.module == prefix or node.module.startswith(prefix + ".")):
+                    continue
+                node = ast.ImportFrom(node.module[len(prefix) + 1 :] or None, node.names, 1)
+                base = []
+            else:
+                base = here[: len(here) - (node.level - 1)]
             targets = [base + node.module.split(".")] if node.module else [base + [a.name] for a in node.names]
             if node.module:  # `from .x import y` may name a submodule y
                 targets += [base + node.module.split(".") + [a.name] for a in node.names]

@@ -16,7 +16,9 @@
 - ``inspect(path) -> Inspection``: what the file holds, read without the source model;
 - ``layout(path, options=None) -> Layout``: where each constant lies in the file(s) (file,
   offset, length), whether the runtime under ``options`` keeps it mapped or copies it, and the
-  order one inference reads them (../layout.py), read without the source model.
+  order one inference reads them (../layout.py), read without the source model;
+- ``ops(path, seq_len, context) -> Work``: every operator the runtime will run, with its
+  arithmetic, the bytes it reads and its kernel's precision (../work.py), for the latency model.
 
 Core code looks a backend up here and never branches on the format. Backends import their
 runtime lazily, so the measuring child process pays only for the runtime it needs.
