@@ -9,7 +9,8 @@ import click
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+         *(ROOT / d / "README.md" for d in ("benchmarks", "android-demo", "examples/release-gate"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -23,7 +24,7 @@ def _anchors(page: Path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(page):
     broken = []
     for target in LINK.findall(page.read_text(encoding="utf-8")):
@@ -143,10 +144,10 @@ def test_the_docs_show_commands():
     assert {"export", "inspect", "profile", "check", "simulate", "devices"} <= {_words(t)[0] for _, _, t in DOCUMENTED}
 
 
-@pytest.mark.parametrize("page, number, text", DOCUMENTED, ids=[f"{p.name}:{n}" for p, n, _ in DOCUMENTED])
+@pytest.mark.parametrize("page, number, text", DOCUMENTED, ids=[f"{p.relative_to(ROOT)}:{n}" for p, n, _ in DOCUMENTED])
 def test_documented_command_parses(page, number, text):
     problems = _problems(_words(text))
-    assert not problems, f"{page.name}:{number}: `pocketfit {text}`: {'; '.join(problems)}"
+    assert not problems, f"{page.relative_to(ROOT)}:{number}: `pocketfit {text}`: {'; '.join(problems)}"
 
 
 def test_every_command_and_option_is_in_the_cli_page():
