@@ -19,7 +19,9 @@ descendants). An export that takes under a minute runs three times, from an empt
 each time, and its median time is reported: one run of a few seconds moves by ±15% here. Every
 artifact then runs in benchmarks/_peer_harness.py, in the venv holding its runtime: batch 1, 32
 tokens (for a decoder: the 32nd token, after 31 fed one by one), 2 threads, and the fixed
-sentences against eager torch fp32.
+sentences against eager torch fp32. Around each latency measurement the machine's load is read
+(runtime/machine_load.py: the CPU time other processes took); a measurement others loaded is
+taken again, up to three times, and a row never measured quiet is flagged BUSY in the table.
 """
 
 import argparse
@@ -32,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ HARNESS = ROOT / "benchmarks" / "_peer_harness.py"
 SEQUENCE, THREADS = 32, 2
 TASKS = ("feature-extraction", "text-classification", "text-generation")
 EXPORT_RUNS, REPEAT_BELOW = 3, 60.0  # exports shorter than REPEAT_BELOW seconds report the median of EXPORT_RUNS
+QUIET_TRIES = 3  # a latency measured while others loaded the CPU is taken again, up to this many times in all
 MAX_CONTEXT = 256  # text-generation: the static KV cache of pocketfit's and optimum-executorch's programs (pocketfit's default)
 
 
@@ -229,7 +231,7 @@ def timed(command: list[str], env: dict, log: Path) -> tuple[float, int]:
     return result["seconds"], result["maxrss"]
 
 
-def exported(row: Row, out: Path, env: dict, log: Path) -> tuple[float, int]:
+def exported(row: Row, out: Path, env: dict, log: Path, progress) -> tuple[float, int]:
     """Run the row's export steps; return their wall seconds (the median of EXPORT_RUNS runs when
     one run takes under REPEAT_BELOW seconds) and the largest peak RSS of any run. Each run starts
     without the outputs of the one before, so no tool can reuse its own work."""
@@ -241,7 +243,9 @@ def exported(row: Row, out: Path, env: dict, log: Path) -> tuple[float, int]:
                 shutil.rmtree(target, ignore_errors=True)
         seconds, peak = 0.0, 0
         for command in row.steps:
-            s, p = timed(command, env, log)
+            what = " ".join(Path(c).name for c in command[:3] if not c.startswith("-"))
+            with progress.step(f"{what} (run {len(runs) + 1})"):
+                s, p = timed(command, env, log)
             seconds, peak = seconds + s, max(peak, p)
         runs.append((seconds, peak))
     return sorted(s for s, _ in runs)[len(runs) // 2], max(p for _, p in runs)
@@ -371,7 +375,26 @@ def decoder_model(minilm: Path, folder: Path) -> Path:
     return folder
 
 
-def measure(row: Row, folder: Path, refs: dict, iterations: int, log: Path) -> dict:
+def measure(row: Row, folder: Path, refs: dict, iterations: int, log: Path, progress) -> dict:
+    """The harness's figures, with the machine's load around them. A run that others loaded
+    (machine_load.BUSY_CORES) is measured up to QUIET_TRIES times in all; if none was quiet, the
+    quietest is kept and the row is flagged BUSY in the table."""
+    from pocketfit.runtime.machine_load import Watch
+
+    runs = []
+    for attempt in range(QUIET_TRIES):
+        label = f"measuring in {row.runtime}" + (f" (again: the machine was busy, try {attempt + 1} of {QUIET_TRIES})" if attempt else "")
+        with progress.step(label), Watch() as watch:
+            result = _harness(row, folder, refs, iterations, log)
+        load = watch.result
+        runs.append((load.others_cores if load else 0.0, result, load))
+        if load is None or not load.busy:
+            break
+    _, result, load = min(runs, key=lambda run: run[0])
+    return result | {"machine_load": load.to_dict() if load else None}
+
+
+def _harness(row: Row, folder: Path, refs: dict, iterations: int, log: Path) -> dict:
     artifact = next(folder.glob(row.artifact), None)
     if artifact is None:
         raise Failed(f"no {row.artifact} in {folder}")
@@ -391,6 +414,14 @@ def measure(row: Row, folder: Path, refs: dict, iterations: int, log: Path) -> d
     return json.loads(done.stdout.strip().splitlines()[-1]) | {"bytes": artifact.stat().st_size}
 
 
+def machine(result: dict) -> str:
+    """Whether the latency was measured on a quiet machine: BUSY rows' p50 and p90 are not to be trusted."""
+    load = result.get("machine_load")
+    if load is None:
+        return "unknown"
+    return f"BUSY {load['others_cores']:.1f} cores" if load["busy"] else "quiet"
+
+
 def quality(row: Row) -> str:
     r = row.result
     if row.compare == "embedding":
@@ -403,7 +434,7 @@ def quality(row: Row) -> str:
 
 
 def table(all_rows: list[Row]) -> list[list[str]]:
-    header = ["tool", "task", "recipe", "runtime", "export s", "peak RSS", "bytes", "p50 ms", "p90 ms", "quality",
+    header = ["tool", "task", "recipe", "runtime", "export s", "peak RSS", "bytes", "p50 ms", "p90 ms", "machine", "quality",
               "export x", "bytes x", "p50 x"]
     best: dict[str, dict[str, float]] = {}
     for row in all_rows:
@@ -414,12 +445,12 @@ def table(all_rows: list[Row]) -> list[list[str]]:
     lines = [header]
     for row in all_rows:
         if not row.result:
-            lines.append([row.tool, row.task, row.recipe, row.runtime, "-", "-", "-", "-", "-", row.note, "", "", ""])
+            lines.append([row.tool, row.task, row.recipe, row.runtime, "-", "-", "-", "-", "-", "-", row.note, "", "", ""])
             continue
         r, peer = row.result, best.get(row.job, {})
         ratio = lambda key: f"{r[key] / peer[key]:.2f}" if key in peer else "-"  # noqa: E731
         lines.append([row.tool, row.task, row.recipe, row.runtime, f"{r['seconds']:.1f}", f"{r['peak_rss'] / 2**20:.0f} MiB",
-                      f"{r['bytes'] / 1e6:.2f} MB", f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", quality(row),
+                      f"{r['bytes'] / 1e6:.2f} MB", f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", machine(r), quality(row),
                       ratio("seconds"), ratio("bytes"), ratio("p50_ms")])
     return lines
 
@@ -440,6 +471,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=100)
     args = parser.parse_args()
     from pocketfit.converter.models import resolve
+    from pocketfit.cli import _quiet_third_party
+    from pocketfit.progress import Console
     from pocketfit.table import render
 
     tools = _names(args.only, ("pocketfit", "optimum-onnx", "optimum-executorch"), "tool")
@@ -458,27 +491,37 @@ def main() -> None:
     for compare, make in (("logits", fill_mask_model), ("labels", classifier_model), ("decode", decoder_model)):
         if compare in compares:
             make(minilm, models[MODEL_OF[compare]])
-    refs = references(models, compares, out)
+    _quiet_third_party()  # transformers' bars and torch's advice would break the progress lines
+    progress = Console()
+    with progress.step("the torch references on the fixed sentences"):
+        refs = references(models, compares, out)
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     for row in selected:
         if row.note:
             continue
-        print(f"… {row.tool} {row.task} {row.recipe} ({row.runtime})", file=sys.stderr, flush=True)
         try:
-            seconds, peak = exported(row, out, env, log)
-            row.result = {"seconds": seconds, "peak_rss": peak} | measure(row, Path(row.steps[-1][-1]), refs, args.iterations, log)
+            with progress.step(f"{row.tool} {row.task} {row.recipe} ({row.runtime})"):
+                seconds, peak = exported(row, out, env, log, progress)
+                measured = measure(row, Path(row.steps[-1][-1]), refs, args.iterations, log, progress)
+            row.result = {"seconds": seconds, "peak_rss": peak} | measured
         except Failed as e:  # the row says so in the table; the other tools still run
             row.note = f"{row.reason}: {e.detail}" if row.probe else f"FAILED: {e}"
             print(f"✗ {row.tool} {row.task} {row.recipe}: {e}", file=sys.stderr, flush=True)
             continue
-        print(f"✓ {row.tool} {row.task} {row.recipe}: {json.dumps(row.result)}", file=sys.stderr, flush=True)
+        print(f"  {json.dumps(row.result)}", file=sys.stderr, flush=True)
     print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {_cpu()}, "
           f"Python {platform.python_version()}; {THREADS} threads, {args.iterations} runs after 10 warm-up; "
           f"x = ratio to the best peer doing the same job (same task, runtime, fp32 or quantized)")
     for task in (t for t in TASKS if t in tasks):
         print(f"  {task}: {JOBS[task]}")
     print()
-    print(render(table(selected), right={4, 5, 6, 7, 8, 10, 11, 12}))
+    from pocketfit.runtime.machine_load import BUSY_CORES
+
+    print(render(table(selected), right={4, 5, 6, 7, 8, 11, 12, 13}))
+    busy = [r for r in selected if r.result and (r.result.get("machine_load") or {}).get("busy")]
+    if busy:
+        print(f"\n{len(busy)} row(s) BUSY: other processes used more than {BUSY_CORES} of a core while they were measured "
+              f"(and on every one of {QUIET_TRIES} tries); their p50, p90 and p50 x are not to be trusted: run again on a quiet machine")
 
 
 JOBS = {
