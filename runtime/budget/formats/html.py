@@ -1,15 +1,16 @@
-"""A self-contained HTML report: no network, no scripts — inline CSS and SVG drawn here.
+"""A self-contained HTML report: no network, no scripts — inline CSS and SVG.
 
 Two plots: the memory breakdown per model and device (weights resident / paged, arena, KV cache,
-runtime) against the app budget, and per model and device the predicted latency against the
-memory it is given, with the app budget marked.
+runtime) against the app budget, drawn here as plain SVG bars; and per model and device the
+predicted latency against the memory it is given, with the app budget marked, drawn by
+matplotlib as the paging simulator's `--plot` is (runtime/paging/plot.py).
 """
 
-import math
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 from pocketfit.units import human
 
+from ...paging.plot import Chart, svg
 from ..results import Cell, Results, Status
 from . import register
 
@@ -95,36 +96,13 @@ def _curves(results: Results) -> str:
 
 
 def _curve(index: int, cell: Cell) -> str:
-    """Warm latency against the memory the app gives, on a log axis from the smallest point on
-    the curve to beyond the app budget (curves span MiB, budgets GiB), the budget marked."""
-    w, h, left, bottom, top, right = 460, 220, 60, 36, 24, 16
-    points = sorted(cell.curve, key=lambda p: p["budget"])
-    lo = max(1.0, min(p["budget"] for p in points) / 1.25)
-    hi = max(max(p["budget"] for p in points), cell.app_budget) * 1.25
-    y1 = max(p["latency_s"] for p in points) * 1.1 or 1.0
-
-    def sx(v: float) -> float:
-        return left + (w - left - right) * (math.log(max(v, lo)) - math.log(lo)) / (math.log(hi) - math.log(lo))
-
-    def sy(v: float) -> float:
-        return h - bottom - (h - top - bottom) * v / y1
-
-    path = " ".join(f"{sx(p['budget']):.1f},{sy(p['latency_s']):.1f}" for p in points)
-    out = [f"<svg class=\"latency-curve\" id=\"latency-curve-{index}\" data-model={quoteattr(cell.model)} data-device={quoteattr(cell.device)} "
-           f"xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" role=\"img\" "
-           f"aria-label=\"predicted latency against memory for {escape(cell.model)} on {escape(cell.device)}\">",
-           f"<text x=\"{left}\" y=\"14\">{escape(cell.model)} on {escape(cell.device)} (simulated)</text>",
-           f"<line x1=\"{left}\" y1=\"{h - bottom}\" x2=\"{w - right}\" y2=\"{h - bottom}\" stroke=\"#57606a\"/>",
-           f"<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{h - bottom}\" stroke=\"#57606a\"/>",
-           f"<text x=\"{left}\" y=\"{h - 20}\">{human(int(lo))}</text><text x=\"{w - right - 60}\" y=\"{h - 20}\">{human(int(hi))}</text>",
-           f"<text x=\"{w / 2 - 80:.0f}\" y=\"{h - 4}\">memory the app gives (log scale)</text>",
-           f"<text x=\"2\" y=\"{top + 10}\">{y1 * 1000:.0f} ms</text><text x=\"2\" y=\"{h - bottom}\">0 ms</text>",
-           f"<polyline class=\"curve\" points=\"{path}\" fill=\"none\" stroke=\"#3b6ea8\" stroke-width=\"2\"/>"]
-    for p in points:
-        out.append(f"<circle class=\"point\" data-budget=\"{p['budget']}\" data-latency=\"{p['latency_s']}\" cx=\"{sx(p['budget']):.1f}\" "
-                   f"cy=\"{sy(p['latency_s']):.1f}\" r=\"3\" fill=\"#3b6ea8\"><title>{human(p['budget'])}: {p['latency_s'] * 1000:.1f} ms</title></circle>")
-    bx = sx(cell.app_budget)
-    out.append(f"<line class=\"budget-mark\" data-bytes=\"{cell.app_budget}\" x1=\"{bx:.1f}\" x2=\"{bx:.1f}\" y1=\"{top}\" y2=\"{h - bottom}\" "
-               f"stroke=\"#cf222e\" stroke-dasharray=\"4 3\" stroke-width=\"2\"/>")
-    out.append(f"<text x=\"{bx - 4:.1f}\" y=\"{top + 12}\" text-anchor=\"end\" fill=\"#cf222e\">app budget {human(cell.app_budget)}</text>")
-    return "".join(out) + "</svg>"
+    """Warm latency against the memory the app gives, drawn by the paging simulator's own chart
+    (matplotlib, inline SVG), the app budget marked."""
+    points = tuple(sorted((int(p["budget"]), float(p["latency_s"])) for p in cell.curve))
+    alone = ("one point: nothing pages. The runtime holds its weights in memory, so every budget that fits them "
+             "gives this latency") if len(points) == 1 else ""
+    chart = Chart(points, cell.app_budget, f"app budget {human(cell.app_budget)}", f"{cell.model} on {cell.device} (simulated)",
+                  alone=alone)
+    return svg(chart, **{"class": "latency-curve", "id": f"latency-curve-{index}", "data-model": cell.model,
+                         "data-device": cell.device, "role": "img",
+                         "aria-label": f"predicted latency against memory for {cell.model} on {cell.device}"})
