@@ -35,9 +35,21 @@ def staged(final: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists() and tmp_path.stat().st_mode & 0o777 == 0o600:
+            # mkstemp makes the file private; what the user gets is what any new file gets (umask)
+            tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, final)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask can only set it)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        return 0o022
 
 
 def write_text_atomic(path: Path, text: str) -> None:
