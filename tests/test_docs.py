@@ -177,7 +177,9 @@ def test_quick_documented_commands_run():
     runner = CliRunner()
     quick = [["devices"]] + [[name, "--help"] for name in cli.commands]
     for args in quick:
-        result = runner.invoke(cli, args)
+        # --verbose: without it the CLI quiets third-party loggers for the rest of this process,
+        # and the tests sharing this worker would inherit that
+        result = runner.invoke(cli, ["--verbose", *args])
         assert result.exit_code == 0, (args, result.output)
 
 
