@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.pocketfit-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test env check-torch lock clean bench-peers peers check-example chromium
+.PHONY: demo test env check-torch lock clean bench-peers peers check-example chromium bench-device
 
 demo: env ## the main job on the embedded MiniLM: export fp32 + int8, verify, measure, check phones
 	$(BIN)/pocketfit demo
@@ -32,6 +32,14 @@ check-example: env
 	  --format html --output examples/release-gate/build/report.html; code=$$?; \
 	if [ $$code -eq 1 ]; then echo "make check-example: pocketfit check exited 1, as expected: the entry tier fails on purpose (report: examples/release-gate/build/report.html)"; \
 	else echo "make check-example: pocketfit check exited $$code; expected 1 (the entry tier's deliberate failure)" >&2; exit 1; fi
+
+# The artifact on the attached handset, through the android-demo app (APK=... installs it first),
+# beside pocketfit's prediction for that phone. No handset: pocketfit says so in one line and exits
+# 3 (make itself then exits 2, naming the 3). Without a handset: pocketfit bench-device --local.
+bench-device: env
+	@test -n "$(ARTIFACT)" || { echo "make bench-device: name the artifact: make bench-device ARTIFACT=out/model.pte [SERIAL=...] [APK=...]" >&2; exit 2; }
+	@$(BIN)/pocketfit bench-device $(ARTIFACT) $(if $(SERIAL),--serial $(SERIAL)) $(if $(APK),--apk $(APK)); code=$$?; \
+	if [ $$code -ne 0 ]; then echo "make bench-device: pocketfit bench-device exited $$code" >&2; exit $$code; fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -471,6 +471,75 @@ def devices_cmd() -> None:
     click.echo("\napp budget: what one foreground app can hold before lmkd/jetsam kills it (with iOS's increased-memory-limit entitlement)")
 
 
+@cli.command(name="bench-device")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--serial", help="The handset's adb serial, when several are attached.")
+@click.option("--apk", type=click.Path(path_type=Path), help="Install this android-demo APK first.")
+@click.option("--local", "local_run", is_flag=True, help="No handset: run the app's loop on this machine, in a child process.")
+@click.option("--emulate", "emulate_ref", metavar="DEVICE", help="With --local: inside this phone's memory, flash and CPU limits (root).")
+@click.option("--device", "device_ref", metavar="DEVICE",
+              help="The profile to predict for (needed with --local; on a handset: the catalog's match, or a draft).")
+@click.option("--iterations", default=20, show_default=True, type=click.IntRange(min=1), help="Timed runs.")
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0), help="Untimed runs before them.")
+@click.option("--threads", type=click.IntRange(min=1), help="Runtime threads (default: the runtime's own).")
+@click.option("--seq-len", default=128, show_default=True, type=click.IntRange(min=1), help="Tokens per input.")
+@click.option("--results", "results_path", type=click.Path(path_type=Path),
+              help="Append the result here [default: $POCKETFIT_RESULTS or ~/.local/share/pocketfit/device-bench.jsonl].")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the result and the prediction here.")
+def bench_device(artifact: Path, serial, apk, local_run, emulate_ref, device_ref, iterations, warmup, threads, seq_len,
+                 results_path, json_path) -> None:
+    """Benchmark ARTIFACT on the attached handset with the android-demo app and print it beside
+    pocketfit's prediction for that phone; or, with --local, run the app's loop here. Exits 3
+    when no handset is attached.
+
+    \b
+    pocketfit bench-device out/model.pte
+    pocketfit bench-device --local out/model.onnx --device galaxy-a15
+    """
+    from .files import write_text_atomic
+    from .progress import Console
+    from .runtime import devices, ondevice
+    from .runtime.ondevice import result
+
+    if not artifact.is_file():
+        raise errors.InvalidArtifact(f"artifact {artifact} does not exist")
+    if emulate_ref and not local_run:
+        raise click.UsageError("--emulate applies with --local only (a handset is its own limits)")
+    progress = Console()
+    if local_run:
+        if not device_ref:
+            raise click.UsageError("--local needs --device DEVICE: the phone to predict for beside this machine's figures")
+        device = devices.load(device_ref)
+        emulated = devices.load(emulate_ref) if emulate_ref else None
+        with progress.step(f"running {iterations} iterations of {artifact.name} here" + (f", inside {emulated.id}" if emulated else "")):
+            doc = ondevice.bench_local(artifact, iterations=iterations, warmup=warmup, threads=threads, seq_len=seq_len, emulate=emulated)
+    else:
+        import tempfile
+
+        from .runtime.ondevice import adb, draft
+
+        handset = adb.find(serial)
+        found = adb.read_facts(handset)
+        with tempfile.TemporaryDirectory() as tmp:
+            pulled = adb.run(handset, artifact, iterations, warmup, threads, seq_len, apk, Path(tmp) / "result.json", progress)
+            doc = result.load(pulled)
+        device = devices.load(device_ref) if device_ref else ondevice.match(found)
+        if device is None:
+            path = Path(f"{draft.slug(found.model)}.toml")
+            write_text_atomic(path, draft.draft(found))
+            click.echo(f"no catalog profile matches {found.model}: drafted {path} from its facts; fill its TODOs "
+                       "(docs/phones.md) and pass it with --device to see the prediction beside this result")
+    stored = ondevice.result.append(doc, results_path or ondevice.results_file())
+    if device is not None:
+        shown = ondevice.beside(doc, device, artifact)
+        click.echo(shown.render())
+        if json_path:
+            write_text_atomic(json_path, json.dumps(shown.to_dict(), indent=2) + "\n")
+    elif json_path:
+        write_text_atomic(json_path, json.dumps({"result": doc}, indent=2) + "\n")
+    click.echo(f"appended to {stored}")
+
+
 @cli.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("build/demo"), show_default=True)
 def demo(output: Path) -> None:

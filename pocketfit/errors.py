@@ -54,3 +54,11 @@ class EnvironmentLimit(PocketfitError):
 
 class MeasurementFailed(PocketfitError):
     """The measuring child process crashed, hung or was killed."""
+
+
+class InvalidResult(BadInput):
+    """A benchmark result (pulled from a handset, or given as a file) that breaks its schema."""
+
+
+class NoHandset(EnvironmentLimit):
+    """No handset is attached (or the one asked for is not): bench-device cannot run."""

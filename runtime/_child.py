@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketfit.errors import PocketfitError
-from pocketfit.runtime.procfs import advise, snapshot
+from pocketfit.runtime.procfs import advise, rollup, snapshot
 
 
 def feeds(inputs, seq_len: int, max_context: int | None = None) -> dict[str, np.ndarray]:
@@ -69,6 +69,7 @@ def measure(request: dict) -> dict:
         latencies.append(time.perf_counter() - start)
     phases["end"] = snapshot(path)
     return {
+        "rollup": rollup(),
         "runtime": runtime,
         "load_seconds": load_s,
         "first_seconds": first_s,

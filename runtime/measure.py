@@ -40,6 +40,7 @@ class Measurement:
     sampled: int = 0  # how many samples the parent took
     advice: str | None = None  # madvise'd on the artifact's mappings after load
     machine_load: object = None  # machine_load.MachineLoad: what other processes took meanwhile
+    rollup: dict | None = None  # Pss and Private_Dirty after the timed runs (smaps_rollup), when it got there
 
     @property
     def ok(self) -> bool:
@@ -187,4 +188,5 @@ def measure(
         sampled=sampler.samples if sampler else 0,
         advice=advice,
         machine_load=watch.result,
+        rollup=result.get("rollup"),
     )
