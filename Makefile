@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.pocketfit-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test env check-torch lock clean bench-peers peers check-example chromium bench-device
+.PHONY: demo test env check-torch lock clean bench-peers peers check-example chromium bench-device junit
 
 demo: env ## the main job on the embedded MiniLM: export fp32 + int8, verify, measure, check phones
 	$(BIN)/pocketfit demo
 
-test: env chromium ## the whole test suite
+test: env chromium junit ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 env: $(STAMP) check-torch
@@ -23,6 +23,14 @@ chromium:
 	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
 	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; }; } || \
 	  echo "chromium not installed (needs root and apt): the HTML report test will skip, or fail under POCKETFIT_REQUIRE_CGROUPS=1"; }
+
+# android-demo's plain-Java core is compiled and unit-tested by `make test` with the JDK and
+# Debian's junit4, installed quietly when missing (root, apt), as chromium is above.
+junit:
+	@test -f /usr/share/java/junit4.jar || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq junit4 >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq junit4 >/dev/null 2>&1; }; } || \
+	  echo "junit4 not installed (needs root and apt): the android-demo core test will skip, or fail under POCKETFIT_REQUIRE_CGROUPS=1"; }
 
 # The release gate example: MiniLM as ONNX int8 and LiteRT int8 on four tiers of phones, built on
 # first run (about a minute each) into examples/release-gate/build/. The entry tier fails on purpose,
