@@ -69,3 +69,16 @@ def test_no_import_cycles(room):
 def test_the_cycle_finder_finds_one():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_every_package_folder_is_in_the_distribution():
+    """`pip install .` (not -e) ships only the packages pyproject.toml lists: a folder missing there
+    works in the editable install every test uses and is absent from a wheel."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    listed = {config["package-dir"][name] for name in config["packages"]}
+    assert set(config["packages"]) == set(config["package-dir"])
+    folders = {str(f.parent.relative_to(ROOT)) for room in ("pocketfit", "converter", "runtime")
+               for f in (ROOT / room).rglob("__init__.py")}
+    assert folders <= listed, f"not in pyproject.toml's packages: {sorted(folders - listed)}"
