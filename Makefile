@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.pocketfit-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test env check-torch lock clean bench-peers peers check-example chromium bench-device junit
+.PHONY: demo test env check-torch lock clean bench-peers peers check-example chromium bench-device junit arm64-root
 
 demo: env ## the main job on the embedded MiniLM: export fp32 + int8, verify, measure, check phones
 	$(BIN)/pocketfit demo
@@ -31,6 +31,12 @@ junit:
 	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq junit4 >/dev/null 2>&1 || \
 	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq junit4 >/dev/null 2>&1; }; } || \
 	  echo "junit4 not installed (needs root and apt): the android-demo core test will skip, or fail under POCKETFIT_REQUIRE_CGROUPS=1"; }
+
+# The arm64 Debian root `pocketfit verify --arch arm64` runs artifacts in, under qemu: made once
+# (debootstrap, then the lock's aarch64 wheels of numpy, onnxruntime, ai-edge-litert; about 3
+# minutes, 330 MB) outside the clone, in $$POCKETFIT_ARM64_ROOT or /var/cache/pocketfit/arm64-root.
+arm64-root: env
+	$(BIN)/python -c "from pocketfit.runtime.arm64 import build_root; print('arm64 root:', build_root())"
 
 # The release gate example: MiniLM as ONNX int8 and LiteRT int8 on four tiers of phones, built on
 # first run (about a minute each) into examples/release-gate/build/. The entry tier fails on purpose,

@@ -471,6 +471,52 @@ def devices_cmd() -> None:
     click.echo("\napp budget: what one foreground app can hold before lmkd/jetsam kills it (with iOS's increased-memory-limit entitlement)")
 
 
+@cli.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--arch", type=click.Choice(["arm64"]), required=True, help="Run it in this architecture's build of its runtime.")
+@click.option("--cpu", default="max", show_default=True, metavar="QEMU_CPU",
+              help="The CPU qemu emulates (max: every feature qemu has, SVE and i8mm included; cortex-a76, a64fx, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify(artifact: Path, arch: str, cpu: str, as_json: bool) -> None:
+    """Run ARTIFACT in the aarch64 build of its own runtime under qemu, inside an arm64 Debian
+    root (make arm64-root), and report its parity against torch there and on x86, and how far the
+    arm64 outputs are from the x86 ones. Exits 1 below the recipe's floors on arm64, 3 without root
+    or the arm64 root.
+
+    \b
+    pocketfit verify out/model.onnx --arch arm64
+    """
+    from .progress import Console
+    from .runtime import arm64
+
+    if not artifact.is_file():
+        raise errors.InvalidArtifact(f"artifact {artifact} does not exist")
+    if not artifact.with_name("manifest.json").is_file():
+        raise errors.InvalidArtifact(f"no manifest.json beside {artifact}: verify compares with the torch model the manifest names")
+    why = arm64.ready()
+    if why:
+        raise errors.EnvironmentLimit(why)
+    doc = arm64.verify(artifact, cpu, Console())
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        rows = [["where", "runtime", *doc["floors"].keys(), "seconds"]]
+        for where, metrics in doc["torch_parity"].items():
+            names = [k for k in doc["floors"]]
+            rows.append([where + (f" (qemu {cpu})" if where == "arm64" else ""), doc["arm64_runtime"] if where == "arm64" else "",
+                         *(f"{metrics[k]:.4f}" for k in names), f"{doc['seconds'][where]:.1f}"])
+        from .table import render
+
+        click.echo(f"{artifact} ({doc['format']}, {doc['quantization']}), {doc['inputs']} inputs against torch fp32:")
+        click.echo(render(rows))
+        d = doc["arm64_vs_x86"]
+        click.echo(f"arm64 against x86, every output: max |difference| {d['max_abs']:.3g}, lowest cosine {d['cosine_min']:.6f}")
+    failing = [k for k, floor in doc["floors"].items() if doc["torch_parity"]["arm64"][k] < floor]
+    if failing:
+        raise errors.CheckFailed(f"{artifact} on arm64 is below its floors: " + ", ".join(
+            f"{k} {doc['torch_parity']['arm64'][k]:.4f} < {doc['floors'][k]}" for k in failing))
+
+
 @cli.command(name="bench-device")
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--serial", help="The handset's adb serial, when several are attached.")
