@@ -39,10 +39,10 @@ def ready(root: Path = ROOT) -> str | None:
     """Why this machine cannot run arm64 artifacts now, or None when it can."""
     if os.geteuid() != 0:
         return "arm64 verification needs root (chroot and mounts)"
+    if not (root / PYTHON.lstrip("/")).exists():  # first: make arm64-root installs qemu as well
+        return f"no arm64 root at {root}: build it once with `make arm64-root` (debootstrap and the locked aarch64 wheels, about 3 minutes, 330 MB)"
     if not shutil.which("qemu-aarch64-static", path=os.environ.get("PATH", "") + ":/usr/bin"):
         return "no qemu-aarch64-static: apt-get install qemu-user-static (or make arm64-root)"
-    if not (root / PYTHON.lstrip("/")).exists():
-        return f"no arm64 root at {root}: build it once with `make arm64-root` (debootstrap and the locked aarch64 wheels, about 3 minutes, 330 MB)"
     return None
 
 
