@@ -2,6 +2,7 @@
 
 import io
 import os
+import select
 import time
 
 import pytest
@@ -47,8 +48,11 @@ def test_terminal_ticks_the_innermost_stage_and_keeps_each_result():
         assert console.live
         _run(console)
         stream.flush()
-        os.set_blocking(reader, False)
-        text = os.read(reader, 1 << 16).decode().replace("\r\n", "\n")
+        # A pty hands its buffer over in pieces: read until it has stayed empty a while.
+        chunks = []
+        while select.select([reader], [], [], 0.5)[0]:
+            chunks.append(os.read(reader, 1 << 16))
+        text = b"".join(chunks).decode().replace("\r\n", "\n")
     finally:
         os.close(reader)
     # Every step ends on a line of its own with its mark and time; the spinner redrew the
