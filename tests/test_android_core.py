@@ -56,3 +56,24 @@ def test_what_the_java_writer_writes_is_the_contract(classes, minilm_onnx, tmp_p
     latencies = doc["timing"]["latencies_ms"]
     for q in (50, 90, 99):  # the app's percentiles are numpy's, so app and --local agree
         assert doc["timing"][f"p{q}_ms"] == pytest.approx(float(np.percentile(latencies, q)), rel=1e-12)
+
+
+def test_the_apps_cpu_description_is_pocketfits(classes, minilm_onnx, tmp_path):
+    """The app names a core by implementer and part; through runtime/cores.toml that is the
+    cluster pocketfit's own parser makes of the same real /proc/cpuinfo (a Pixel 8's)."""
+    from pocketfit.runtime.ondevice import facts
+
+    cpuinfo = Path(__file__).parent / "fixtures" / "device" / "pixel-8.cpuinfo"
+    out = tmp_path / "result.json"
+    subprocess.run(["java", "-cp", str(classes / "main"), "org.pocketfit.demo.core.ContractCheck",
+                    str(minilm_onnx["int8"].path.with_name("manifest.json")), str(out), str(cpuinfo)],
+                   check=True, capture_output=True, text=True, timeout=120)
+    cpu = result.load(out)["device"]["cpu"]
+
+    def named(core: str) -> str:
+        implementer, part = core.split(":")
+        return facts.CORES.get((0x41 if implementer == "arm" else int(implementer, 16), int(part, 16)), core)
+
+    clusters, features = facts.cpuinfo(cpuinfo.read_text())
+    assert [(c["cores"], named(c["core"]), c["max_ghz"]) for c in cpu["clusters"]] == [(c.cores, c.core, c.max_ghz) for c in clusters]
+    assert tuple(cpu["features"]) == features and len(clusters) == 3

@@ -1,5 +1,6 @@
 package org.pocketfit.demo.core;
 
+import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertNull;
 import static org.junit.Assert.assertThrows;
@@ -75,5 +76,37 @@ public class CoreTest {
         assertEquals(1 + 3 + 5, calls[1]);
         assertEquals(5, t.latenciesMs.length);
         assertTrue(t.loadMs >= 0 && t.firstRunMs >= 0);
+    }
+
+    @Test
+    public void feedsFollowTheMeasuringChildsRule() {
+        Manifest m = new Manifest("{\"format\": \"pte\", \"file\": \"model.pte\", \"bytes\": 1, \"sha256\": \"ab\","
+                + " \"inputs\": [{\"name\": \"input_ids\", \"dtype\": \"int64\", \"shape\": [\"batch\", \"sequence\"]},"
+                + " {\"name\": \"position\", \"dtype\": \"int64\", \"shape\": [1]},"
+                + " {\"name\": \"scale\", \"dtype\": \"float32\", \"shape\": [1, 4]}],"
+                + " \"details\": {\"kv_cache\": {\"max_context\": 64}}}");
+        assertEquals(3, m.inputs.size());
+        assertEquals(64L, (long) m.maxContext);
+        assertArrayEquals(new long[] {1, 128}, Feeds.shape(m.inputs.get(0), 128));
+        assertEquals(1.0, Feeds.value(m.inputs.get(0), 128, m.maxContext), 0);
+        assertEquals(63.0, Feeds.value(m.inputs.get(1), 128, m.maxContext), 0);  // within the cache
+        assertEquals(31.0, Feeds.value(m.inputs.get(1), 32, m.maxContext), 0);
+        assertArrayEquals(new long[] {1, 4}, Feeds.shape(m.inputs.get(2), 128));
+        assertEquals(0.0, Feeds.value(m.inputs.get(2), 128, null), 0);
+        assertEquals(512, Feeds.elements(Feeds.shape(m.inputs.get(0), 512)));
+    }
+
+    @Test
+    public void cpuinfoMakesClustersOfConsecutiveCoresOfOneDesignAndClock() {
+        String text = "processor\t: 0\nFeatures\t: fp asimd i8mm\nCPU implementer\t: 0x41\nCPU part\t: 0xd46\n\n"
+                + "processor\t: 1\nCPU implementer\t: 0x41\nCPU part\t: 0xd46\n\n"
+                + "processor\t: 2\nCPU implementer\t: 0x41\nCPU part\t: 0xd4d\n\n"
+                + "processor\t: 3\nCPU implementer\t: 0x51\nCPU part\t: 0x001\n\nHardware\t: Example\n";
+        CpuInfo c = new CpuInfo(text, Map.of(0, 1800000L, 1, 1800000L, 2, 2850000L));
+        assertEquals(List.of("fp", "asimd", "i8mm"), c.features);
+        assertEquals(3, c.clusters.size());
+        assertEquals(BenchResult.map("cores", 2L, "core", "arm:0xd46", "max_ghz", 1.8), c.clusters.get(0));
+        assertEquals(BenchResult.map("cores", 1L, "core", "arm:0xd4d", "max_ghz", 2.85), c.clusters.get(1));
+        assertEquals(BenchResult.map("cores", 1L, "core", "0x51:0x1", "max_ghz", null), c.clusters.get(2));
     }
 }
