@@ -33,8 +33,9 @@ junit:
 	  echo "junit4 not installed (needs root and apt): the android-demo core test will skip, or fail under POCKETFIT_REQUIRE_CGROUPS=1"; }
 
 # The arm64 Debian root `pocketfit verify --arch arm64` runs artifacts in, under qemu: made once
-# (debootstrap, then the lock's aarch64 wheels of numpy, onnxruntime, ai-edge-litert; about 3
-# minutes, 330 MB) outside the clone, in $$POCKETFIT_ARM64_ROOT or /var/cache/pocketfit/arm64-root.
+# (debootstrap, the lock's aarch64 wheels of numpy, onnxruntime, ai-edge-litert and executorch,
+# and the .pte runner cross-compiled; about 3 minutes, 660 MB) outside the clone, in
+# $$POCKETFIT_ARM64_ROOT or /var/cache/pocketfit/arm64-root.
 arm64-root: env
 	$(BIN)/python -c "from pocketfit.runtime.arm64 import build_root; print('arm64 root:', build_root())"
 

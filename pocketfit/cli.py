@@ -503,7 +503,7 @@ def verify(artifact: Path, arch: str, cpu: str, as_json: bool) -> None:
         rows = [["where", "runtime", *doc["floors"].keys(), "seconds"]]
         for where, metrics in doc["torch_parity"].items():
             names = [k for k in doc["floors"]]
-            rows.append([where + (f" (qemu {cpu})" if where == "arm64" else ""), doc["arm64_runtime"] if where == "arm64" else "",
+            rows.append([where + (f" (qemu {cpu})" if where == "arm64" else ""), doc["arm64_runtime" if where == "arm64" else "x86_runtime"],
                          *(f"{metrics[k]:.4f}" for k in names), f"{doc['seconds'][where]:.1f}"])
         from .table import render
 
@@ -562,13 +562,15 @@ def bench_device(artifact: Path, serial, apk, local_run, emulate_ref, device_ref
     else:
         import tempfile
 
-        from .runtime.ondevice import adb, draft
+        from .runtime.ondevice import adb, draft, facts
 
         handset = adb.find(serial)
         found = adb.read_facts(handset)
         with tempfile.TemporaryDirectory() as tmp:
             pulled = adb.run(handset, artifact, iterations, warmup, threads, seq_len, apk, Path(tmp) / "result.json", progress)
             doc = result.load(pulled)
+        for cluster in doc["device"]["cpu"]["clusters"]:  # the app names cores by implementer:part
+            cluster["core"] = facts.core_name(cluster["core"])
         device = devices.load(device_ref) if device_ref else ondevice.match(found)
         if device is None:
             path = Path(f"{draft.slug(found.model)}.toml")

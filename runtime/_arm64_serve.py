@@ -43,7 +43,56 @@ def open_runner(path: str):
             return out
 
         return run, version("ai-edge-litert")
+    if path.endswith(".pte"):
+        return _pte(path)
     raise SystemExit(f"no aarch64 runner for {path}")
+
+
+# ExecuTorch's ScalarType codes (runtime/core/portable_type/scalar_type.h) for the dtypes pocketfit's programs take and give.
+_SCALAR = {0: np.uint8, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.int64, 5: np.float16, 6: np.float32, 7: np.float64, 11: np.bool_}
+_CODE = {np.dtype(t): c for c, t in _SCALAR.items()}
+
+
+def _pte(path: str):
+    """ExecuTorch's C++ runtime from the executorch wheel's aarch64 libraries, through the small C
+    interface in arm64_pte.cpp (the wheel's Python bindings need torch's CUDA build on aarch64)."""
+    import ctypes
+
+    lib = ctypes.CDLL("/opt/pocketfit/libpfpte.so")
+    lib.pf_open.restype = ctypes.c_void_p
+    lib.pf_open.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+    lib.pf_run.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int),
+                           ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_size_t]
+    lib.pf_output.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int),
+                              ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)]
+    err = ctypes.create_string_buffer(512)
+    handle = lib.pf_open(path.encode(), err, len(err))
+    if not handle:
+        raise SystemExit(f"{path}: {err.value.decode()}")
+
+    def run(feeds):
+        arrays = [np.ascontiguousarray(a) for a in feeds.values()]
+        dtypes = (ctypes.c_int * len(arrays))(*[_CODE[a.dtype] for a in arrays])
+        ranks = (ctypes.c_int * len(arrays))(*[a.ndim for a in arrays])
+        sizes = [d for a in arrays for d in a.shape]
+        dims = (ctypes.c_int64 * max(len(sizes), 1))(*sizes)
+        data = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
+        count = lib.pf_run(handle, len(arrays), dtypes, ranks, dims, data, err, len(err))
+        if count < 0:
+            raise SystemExit(err.value.decode())
+        out = []
+        for i in range(count):
+            dtype, rank, shape = ctypes.c_int(), ctypes.c_int(), (ctypes.c_int64 * 16)()
+            pointer, nbytes = ctypes.c_void_p(), ctypes.c_int64()
+            if lib.pf_output(handle, i, dtype, rank, shape, pointer, nbytes) != 0:
+                raise SystemExit(f"output {i} is not a tensor")
+            raw = ctypes.string_at(pointer.value, nbytes.value) if nbytes.value else b""
+            out.append(np.frombuffer(raw, _SCALAR[dtype.value]).reshape(tuple(shape[:rank.value])).copy())
+        return out
+
+    from importlib.metadata import version  # the installed wheel's, without importing its torch-bound package
+
+    return run, version("executorch")
 
 
 def read(stream):

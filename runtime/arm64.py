@@ -2,7 +2,8 @@
 Debian root: the ARM kernels (XNNPACK's NEON paths, onnxruntime's ARM int8 kernels) that the
 x86 tests never run.
 
-The root is made once (`make arm64-root`: debootstrap, then the locked aarch64 wheels) and cached
+The root is made once (`make arm64-root`: debootstrap, the locked aarch64 wheels, and the .pte
+runner arm64_pte.cpp compiled against executorch's aarch64 libraries) and cached
 outside the clone. Each use mounts /proc (with an ARM /proc/cpuinfo over the host's x86 one:
 onnxruntime's cpuinfo library crashes on the latter under qemu) and /sys, starts
 _arm64_serve.py there once per artifact, and unmounts again.
@@ -25,7 +26,8 @@ from pocketfit.errors import EnvironmentLimit, UnsupportedCombination
 
 ROOT = Path(os.environ.get("POCKETFIT_ARM64_ROOT", "/var/cache/pocketfit/arm64-root"))
 PYTHON = "/opt/venv/bin/python"
-SUFFIXES = (".onnx", ".ort", ".tflite")  # .pte needs executorch's aarch64 wheel and torch's: not in the root yet
+PTE_RUNNER = "/opt/pocketfit/libpfpte.so"  # arm64_pte.cpp, compiled by build_root
+SUFFIXES = (".pte", ".onnx", ".ort", ".tflite")
 CPUINFO = Path(__file__).with_name("arm64-cpuinfo.txt")
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 
@@ -40,7 +42,7 @@ def ready(root: Path = ROOT) -> str | None:
     if os.geteuid() != 0:
         return "arm64 verification needs root (chroot and mounts)"
     if not (root / PYTHON.lstrip("/")).exists():  # first: make arm64-root installs qemu as well
-        return f"no arm64 root at {root}: build it once with `make arm64-root` (debootstrap and the locked aarch64 wheels, about 3 minutes, 330 MB)"
+        return f"no arm64 root at {root}: build it once with `make arm64-root` (debootstrap and the locked aarch64 wheels, about 3 minutes, 660 MB)"
     if not shutil.which("qemu-aarch64-static", path=os.environ.get("PATH", "") + ":/usr/bin"):
         return "no qemu-aarch64-static: apt-get install qemu-user-static (or make arm64-root)"
     return None
@@ -64,11 +66,12 @@ class Arm64:
 
     def __init__(self, artifact: Path, x86, cpu: str = "max", root: Path = ROOT):
         if artifact.suffix not in SUFFIXES:
-            raise UnsupportedCombination(f"arm64 verification runs {', '.join(SUFFIXES)}; {artifact.suffix} needs "
-                                         "executorch's aarch64 wheel with torch's in the root, which it does not hold yet")
+            raise UnsupportedCombination(f"arm64 verification runs {', '.join(SUFFIXES)} files, not {artifact.suffix or artifact.name}")
         why = ready(root)
         if why:
             raise EnvironmentLimit(why)
+        if artifact.suffix == ".pte" and not (root / PTE_RUNNER.lstrip("/")).exists():
+            raise EnvironmentLimit(f"the arm64 root at {root} was built before .pte support: rebuild it with `make arm64-root`")
         register_binfmt()
         self.artifact, self.x86, self.cpu, self.root = artifact, x86, cpu, root
         self.inputs, self.outputs = x86.inputs, x86.outputs
@@ -123,7 +126,7 @@ class Arm64:
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         buffer = io.BytesIO()
-        np.savez(buffer, **feeds)
+        np.savez(buffer, **{s.name: feeds[s.name] for s in self.inputs})  # in order: a .pte takes its inputs by position
         payload = buffer.getvalue()
         self._server.stdin.write(struct.pack(">Q", len(payload)) + payload)
         self._server.stdin.flush()
@@ -167,7 +170,8 @@ def verify(artifact: Path, cpu: str = "max", progress=None) -> dict:
         arm_seconds = time.perf_counter() - start
     worst = max(runner.diffs, key=lambda d: d[0])
     return {"artifact": str(artifact), "format": manifest.format, "quantization": manifest.quantization["scheme"],
-            "task": manifest.task, "inputs": count, "qemu_cpu": cpu, "arm64_runtime": runner.runtime_version,
+            "task": manifest.task, "inputs": count, "qemu_cpu": cpu,
+            "x86_runtime": backend.runtime_version().rsplit(" ", 1)[-1], "arm64_runtime": runner.runtime_version,
             "torch_parity": rows, "floors": dict(manifest.parity.floors),
             "arm64_vs_x86": {"max_abs": worst[0], "cosine_min": min(d[1] for d in runner.diffs)},
             "seconds": {"x86_64": round(x86_seconds, 2), "arm64": round(arm_seconds, 2)}}
@@ -175,13 +179,16 @@ def verify(artifact: Path, cpu: str = "max", progress=None) -> dict:
 
 def build_root(root: Path = ROOT, mirror: str = "http://deb.debian.org/debian") -> Path:
     """Make the arm64 root once (what `make arm64-root` runs): a minimal bookworm with Python 3.11
-    by debootstrap, and numpy, onnxruntime and ai-edge-litert at the lock's versions, from their
-    aarch64 wheels. Built beside its final name and renamed, so a failed build leaves no root."""
+    by debootstrap; numpy, onnxruntime and ai-edge-litert at the lock's versions from their aarch64
+    wheels; executorch's aarch64 wheel without its dependencies, for its C++ runtime libraries
+    only, and arm64_pte.cpp compiled against them with Debian's aarch64 cross compiler. Built
+    beside its final name and renamed, so a failed build leaves no root."""
     import sys
 
     if os.geteuid() != 0:
         raise EnvironmentLimit("building the arm64 root needs root (debootstrap, chroot)")
-    for tool, package in (("qemu-aarch64-static", "qemu-user-static"), ("debootstrap", "debootstrap")):
+    for tool, package in (("qemu-aarch64-static", "qemu-user-static"), ("debootstrap", "debootstrap"),
+                          ("aarch64-linux-gnu-g++", "g++-aarch64-linux-gnu")):
         if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
             subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"})
     register_binfmt()
@@ -193,12 +200,35 @@ def build_root(root: Path = ROOT, mirror: str = "http://deb.debian.org/debian") 
     lock = Path(__file__).resolve().parent.parent / "requirements" / "lock.txt"
     platforms = [a for p in ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
                  for a in ("--platform", p)]
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11", *platforms,
-                    "-c", str(lock), "-d", str(partial / "wheels"), "numpy", "onnxruntime", "ai-edge-litert"], check=True)
+    download = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11", *platforms,
+                "-c", str(lock), "-d", str(partial / "wheels")]
+    subprocess.run([*download, "numpy", "onnxruntime", "ai-edge-litert"], check=True)
+    # Its Python side needs torch, whose aarch64 wheel on PyPI is the CUDA build: only the libraries are used.
+    subprocess.run([*download, "--no-deps", "executorch"], check=True)
     subprocess.run([_tool("chroot"), str(partial), "/bin/sh", "-c", "python3 -m venv /opt/venv && "
-                    "/opt/venv/bin/pip install -q --no-index --find-links /wheels numpy onnxruntime ai-edge-litert"],
+                    "/opt/venv/bin/pip install -q --no-index --find-links /wheels numpy onnxruntime ai-edge-litert && "
+                    "/opt/venv/bin/pip install -q --no-index --no-deps --find-links /wheels executorch"],
                    check=True, env={"PATH": "/usr/bin:/bin", "HOME": "/root"})
+    compile_pte_runner(partial)
+    shutil.rmtree(partial / "wheels")
     (partial / "tmp").mkdir(exist_ok=True)
     shutil.rmtree(root, ignore_errors=True)
     partial.rename(root)
     return root
+
+
+def compile_pte_runner(root: Path) -> Path:
+    """arm64_pte.cpp against the root's executorch, with the definitions its CMake config says a
+    consumer must use, linking every kernel and backend library so their registrations run."""
+    inside = "/opt/venv/lib/python3.11/site-packages/executorch"
+    package = root / inside.lstrip("/")
+    out = root / PTE_RUNNER.lstrip("/")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    libraries = ["executorch", "executorch_kernels_optimized", "executorch_kernels_quantized", "executorch_backend_xnnpack",
+                 "executorch_threadpool"]
+    subprocess.run([_tool("aarch64-linux-gnu-g++"), "-std=c++17", "-O2", "-shared", "-fPIC", "-Wno-deprecated-declarations",
+                    "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_EVENT_TRACER_ENABLED",
+                    f"-I{package}/include", f"-I{package}/include/executorch/runtime/core/portable_type/c10",
+                    str(Path(__file__).with_name("arm64_pte.cpp")), "-o", str(out), f"-L{package}/lib", "-Wl,--no-as-needed",
+                    *(f"-l{name}" for name in libraries), f"-Wl,-rpath,{inside}/lib"], check=True)
+    return out

@@ -41,6 +41,9 @@ def test_cpuinfo_of_a_pixel_8_is_its_three_clusters_and_isa():
 def test_an_unknown_core_keeps_its_part_number():
     text = read("pixel-8.cpuinfo").replace("0xd4e", "0xd99")
     assert facts.cpuinfo(text)[0][-1].core == "arm:0xd99"
+    # The app's implementer:part ids resolve to the same names; unknown or malformed ones stay.
+    assert facts.core_name("arm:0xd4e") == "cortex-x3" and facts.core_name("0x51:0x804") == "cortex-a76"
+    assert facts.core_name("arm:0xd99") == "arm:0xd99" and facts.core_name("jvm:amd64") == "jvm:amd64"
 
 
 def test_getprop_of_real_handsets():

@@ -92,6 +92,17 @@ def cpuinfo(text: str, max_khz: dict[int, int] | None = None) -> tuple[tuple[Clu
     return tuple(Cluster(n, core, ghz) for n, core, ghz in clusters), features
 
 
+def core_name(core: str) -> str:
+    """The design an "implementer:part" id names ("arm:0xd4b", as the android-demo app writes it),
+    or the id itself when pocketfit does not know that part."""
+    implementer, _, part = core.partition(":")
+    try:
+        key = (0x41 if implementer == "arm" else int(implementer, 16), int(part, 16))
+    except ValueError:
+        return core
+    return CORES.get(key, core)
+
+
 def dumpsys_meminfo(text: str) -> dict[str, int | None]:
     """`dumpsys meminfo PKG`: total PSS, private dirty (the TOTAL row) and the native heap's
     allocated bytes (its Heap Alloc column), in bytes. Column positions come from the header, as
