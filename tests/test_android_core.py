@@ -70,10 +70,6 @@ def test_the_apps_cpu_description_is_pocketfits(classes, minilm_onnx, tmp_path):
                    check=True, capture_output=True, text=True, timeout=120)
     cpu = result.load(out)["device"]["cpu"]
 
-    def named(core: str) -> str:
-        implementer, part = core.split(":")
-        return facts.CORES.get((0x41 if implementer == "arm" else int(implementer, 16), int(part, 16)), core)
-
     clusters, features = facts.cpuinfo(cpuinfo.read_text())
-    assert [(c["cores"], named(c["core"]), c["max_ghz"]) for c in cpu["clusters"]] == [(c.cores, c.core, c.max_ghz) for c in clusters]
+    assert [(c["cores"], facts.core_name(c["core"]), c["max_ghz"]) for c in cpu["clusters"]] == [(c.cores, c.core, c.max_ghz) for c in clusters]
     assert tuple(cpu["features"]) == features and len(clusters) == 3

@@ -82,7 +82,7 @@ def run(device, artifact: Path, iterations: int, warmup: int, threads: int | Non
                         "build it (android-demo/README.md) and pass it with --apk")
     remote = f"{REMOTE}/{artifact.name}"
     with progress.step(f"pushing {artifact.name} to {device.serial}"):
-        device.shell(f"mkdir -p {REMOTE} && rm -f {REMOTE}/result.json")
+        device.shell(f"mkdir -p {REMOTE} && rm -f {REMOTE}/result.json {REMOTE}/result.json.error")
         device.sync.push(str(artifact), remote)
         manifest = artifact.with_name("manifest.json")
         if manifest.exists():
@@ -92,7 +92,11 @@ def run(device, artifact: Path, iterations: int, warmup: int, threads: int | Non
     with progress.step(f"running {iterations} iterations in the app"):
         device.shell(f"am start -W -n {ACTIVITY} {extras} --es result {REMOTE}/result.json")
         deadline = time.monotonic() + timeout
-        while device.shell(f"test -f {REMOTE}/result.json && echo done").strip() != "done":
+        while (state := device.shell(f"if [ -f {REMOTE}/result.json ]; then echo done; elif [ -f {REMOTE}/result.json.error ]; "
+                                     "then echo failed; fi").strip()) != "done":
+            if state == "failed":  # the app's one line on why it wrote no result
+                why = device.shell(f"cat {REMOTE}/result.json.error").strip()
+                raise InvalidResult(f"the app could not benchmark {artifact.name} on {device.serial}: {why}")
             if time.monotonic() > deadline:
                 raise InvalidResult(f"the app wrote no result in {timeout:.0f} s ({REMOTE}/result.json); see `adb logcat -s pocketfit`")
             time.sleep(1)
