@@ -34,6 +34,13 @@ _PUBLIC = {
     "Work": ".work",
     "Layout": ".layout",
     "sentences": ".texts",
+    "shrink": ".shrinking",
+    "DropLayers": ".shrinking",
+    "PruneFfn": ".shrinking",
+    "PruneHeads": ".shrinking",
+    "TrimVocab": ".shrinking",
+    "CapSequence": ".shrinking",
+    "Heal": ".shrinking",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -41,6 +41,7 @@ class Model:
     source: Source
     task: Task = Task.FEATURE_EXTRACTION
     graphs: dict = field(default_factory=dict, repr=False, compare=False)  # built once per (cache style, context)
+    shrunk: tuple[dict, ...] = ()  # what shrink() removed, step by step (converter/shrink)
 
     @property
     def parameters(self) -> int:

@@ -100,10 +100,28 @@ def export(
             export_seconds=round(time.perf_counter() - start, 2),
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             details=graph.details | facts,
+            shrink=list(model.shrunk),
         )
         del runner  # release the runtime's hold on the file before it is renamed
+    if any(r.get("step") == "vocab" for r in model.shrunk):
+        _write_tokenizer(model.tokenizer, out / "tokenizer")
     manifest.write(out)
     return Artifact(final, manifest)
+
+
+def _write_tokenizer(tokenizer, folder: Path) -> None:
+    """A trimmed vocabulary gives new token ids: the app must tokenize with this tokenizer, so it
+    goes beside the artifact (written aside and renamed, like the artifact)."""
+    import shutil
+    import tempfile
+
+    partial = Path(tempfile.mkdtemp(prefix=".tokenizer-", dir=folder.parent))
+    try:
+        tokenizer.save_pretrained(partial)
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _has_linear_layers(module) -> bool:

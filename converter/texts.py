@@ -23,19 +23,23 @@ def calibration(path: Path | None = None) -> list[str]:
     which shares no sentence with the verification set."""
     if path is None:
         return _packaged("calibration.txt")
+    return lines(path, "calibration file", MIN_CALIBRATION_TEXTS)
+
+
+def lines(path: Path, what: str = "text file", minimum: int = 1) -> list[str]:
+    """The non-empty lines of a UTF-8 text file the user gave, refused in one line when it is
+    missing, binary, not UTF-8 or has fewer than `minimum` lines."""
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
-        raise BadInput(f"calibration file {path}: {e.strerror}") from e
+        raise BadInput(f"{what} {path}: {e.strerror}") from e
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise BadInput(f"calibration file {path} is not UTF-8 text (byte {e.start}): give one sentence per line") from e
+        raise BadInput(f"{what} {path} is not UTF-8 text (byte {e.start}): give one text per line") from e
     if "\x00" in text:
-        raise BadInput(f"calibration file {path} holds binary data: give one sentence per line")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) < MIN_CALIBRATION_TEXTS:
-        raise BadInput(
-            f"calibration file {path} has {len(lines)} non-empty lines; give at least {MIN_CALIBRATION_TEXTS}, one text per line"
-        )
-    return lines
+        raise BadInput(f"{what} {path} holds binary data: give one text per line")
+    found = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(found) < minimum:
+        raise BadInput(f"{what} {path} has {len(found)} non-empty lines; give at least {minimum}, one text per line")
+    return found

@@ -81,8 +81,14 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--quant", type=click.Choice(list(RECIPES)), default="none", show_default=True, help="Shrink recipe.")
 @click.option("--max-context", type=click.IntRange(min=1), help="text-generation: positions in the static KV cache [default: 256].")
 @click.option("--calibration", type=click.Path(path_type=Path), help="int8-static: a text file, one calibration text per line.")
+@click.option("--shrink", "shrink_specs", multiple=True, metavar="KEY=VALUE",
+              help="Remove weights before export (repeatable, applied in order, heal last): layers=N or layers=I,J,..., "
+                   "ffn=FRACTION|N, heads=FRACTION|N, vocab=FILE, seq=TOKENS, heal=STEPS.")
+@click.option("--text", type=click.Path(path_type=Path),
+              help="With --shrink: the app's own text, one passage per line, that ffn, heads and heal measure and train on.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output folder.")
-def export(model: str, task: str, format_: str, quant: str, max_context: int | None, calibration: Path | None, output: Path) -> None:
+def export(model: str, task: str, format_: str, quant: str, max_context: int | None, calibration: Path | None,
+           shrink_specs: tuple[str, ...], text: Path | None, output: Path) -> None:
     """Export MODEL (a local Hugging Face folder, or `minilm`) and verify it in its runtime.
 
     Writes OUTPUT/model.<format> and OUTPUT/manifest.json (with --format all, one subfolder per
@@ -92,13 +98,30 @@ def export(model: str, task: str, format_: str, quant: str, max_context: int | N
     \b
     pocketfit export minilm --format onnx --quant int8 -o out/minilm-int8
     pocketfit export ./my-llama --task text-generation --format pte --quant int4 --max-context 512 -o out/llama
+    pocketfit export minilm --shrink layers=3 --shrink vocab=app.txt --shrink heal=300 --text app.txt --quant int8 -o out/small
     """
-    from .converter import check_supported, export as run_export, load
+    import dataclasses
+
+    from .converter import check_supported, export as run_export, load, texts
+    from .converter import shrinking
     from .converter.models import resolve
     from .files import ensure_dir
     from .progress import Console
 
     the_task = Task(task)
+    steps = sorted((shrinking.parse(s) for s in shrink_specs), key=lambda s: isinstance(s, shrinking.Heal))
+    if text is not None and not steps:
+        raise click.UsageError("--text applies with --shrink only")
+    needing = next((s for s in steps if getattr(s, "needs_text", False)), None)
+    if needing is not None and text is None:
+        raise click.UsageError(f"--shrink {needing.name}=... measures or trains on the app's text: give it with --text FILE")
+    if text is not None:
+        texts.lines(text, "text file")  # a bad file fails now, not after the model loads
+    for step in steps:
+        if isinstance(step, shrinking.TrimVocab):
+            texts.lines(step.corpus, "vocabulary corpus")
+    checkpoint = output / ".heal-checkpoint.pt"  # a killed export resumes its heal from here
+    steps = [dataclasses.replace(s, checkpoint=checkpoint) if isinstance(s, shrinking.Heal) else s for s in steps]
     if calibration is not None and quant != "int8-static":
         raise click.UsageError("--calibration applies to --quant int8-static only")
     if max_context is not None and the_task is not Task.TEXT_GENERATION:
@@ -119,6 +142,11 @@ def export(model: str, task: str, format_: str, quant: str, max_context: int | N
     progress = Console()
     with progress.step(f"Loading {model} for {task}"), _made_to_last():
         loaded = load(model, the_task)
+    if steps:
+        with progress.step(f"Shrinking {model}: {', '.join(s.name for s in steps)}"):
+            before = loaded.parameters
+            loaded = shrinking.shrink(loaded, *steps, text=text, progress=progress)
+        click.echo(f"shrunk {model}: {before:,} parameters to {loaded.parameters:,} ({loaded.parameters / before:.1%})")
     failed = []
     for fmt in plan:
         folder = output / fmt.name if format_ == "all" else output
@@ -131,6 +159,7 @@ def export(model: str, task: str, format_: str, quant: str, max_context: int | N
             failed.append(f"{fmt.name}: {below}")
     for reason in skipped:
         click.echo(f"skipped: {reason}")
+    checkpoint.unlink(missing_ok=True)
     if failed:
         raise errors.CheckFailed(f"parity below the {quant} floor: {'; '.join(failed)} (artifacts kept for inspection)")
 

@@ -66,6 +66,8 @@ class Manifest:
     created: str
     # Format- and task-specific facts: a decoder's KV cache, ExecuTorch's planned arena, opsets.
     details: dict[str, Any] = field(default_factory=dict)
+    # Each shrink step the model went through before export: what it removed, on which text.
+    shrink: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

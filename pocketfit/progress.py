@@ -18,6 +18,10 @@ _CLEAR = "\r\033[K"  # back to the line's start and erase it
 class Progress(Protocol):
     def step(self, label: str) -> contextlib.AbstractContextManager[None]: ...
 
+    def advance(self, done: int, total: int, note: str = "", unit: str = "") -> None:
+        """Inside a step that counts its work (a training loop): how far it has come (total 0 when
+        it is not known ahead), with a note such as the loss."""
+
 
 class Silent:
     """The library default: steps happen, nothing is shown."""
@@ -26,6 +30,9 @@ class Silent:
     def step(self, label: str) -> Iterator[None]:
         yield
 
+    def advance(self, done: int, total: int, note: str = "", unit: str = "") -> None:
+        pass
+
 
 @dataclass
 class _Frame:
@@ -33,6 +40,8 @@ class _Frame:
     indent: str
     start: float = field(default_factory=time.perf_counter)
     open_line: bool = False  # its line is on screen, not yet ended by a newline
+    detail: str = ""  # its count and ETA, from advance()
+    logged: float = 0.0  # when a plain log last had a line of its count
 
 
 class Console:
@@ -85,6 +94,21 @@ class Console:
                     mark = "✓" if ok else "✗"
                     self._write(f"{_CLEAR if self.live else ''}{frame.indent}{mark} {label} ({seconds:.1f} s)\n")
 
+    def advance(self, done: int, total: int, note: str = "", unit: str = "") -> None:
+        stack = self._local.__dict__.get("stack")
+        if not stack:
+            return
+        frame = stack[-1]
+        elapsed = time.perf_counter() - frame.start
+        eta = f", ETA {_duration(elapsed / done * (total - done))}" if 0 < done < total else ""
+        count = (f"{done}/{total}" if total > 0 else str(done)) + (f" {unit}" if unit else "")  # total 0: not known ahead
+        frame.detail = f"{count}{', ' + note if note else ''}{eta}"
+        if not self.live and (time.perf_counter() - frame.logged > 30 or done == total):
+            frame.logged = time.perf_counter()  # a plain log gets a line now and then, not a stream
+            with self._lock:
+                self._write(("\n" if frame.open_line else "") + f"{frame.indent}  {frame.detail}\n")
+                frame.open_line = False
+
     def _tick(self, frame: _Frame, stack: list, done: threading.Event) -> None:
         spinner = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
         i = 0
@@ -93,8 +117,14 @@ class Console:
                 if not frame.open_line or stack[-1] is not frame:
                     continue  # a stage inside it is drawing
                 elapsed = time.perf_counter() - frame.start
-                self._write(f"{_CLEAR}{frame.indent}{spinner[i % len(spinner)]} {frame.label} ({elapsed:.0f} s)")
+                detail = f", {frame.detail}" if frame.detail else ""
+                self._write(f"{_CLEAR}{frame.indent}{spinner[i % len(spinner)]} {frame.label} ({elapsed:.0f} s{detail})")
             i += 1
 
     def _write(self, text: str) -> None:
         print(text, end="", file=self.stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

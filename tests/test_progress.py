@@ -61,3 +61,17 @@ def test_terminal_ticks_the_innermost_stage_and_keeps_each_result():
     assert [f.split(" (")[0] for f in finished] == [
         "… Exporting", "  ✓ torch.export", "  ✓ lowering", "✓ Exporting", "… Verifying", "  ✗ running", "✗ Verifying"]
     assert "\r\033[K  ⠋ torch.export (0 s)" in text
+
+
+def test_a_counted_step_shows_its_count_and_eta():
+    stream = io.StringIO()
+    console = Console(stream)
+    with console.step("Healing"):
+        console.advance(1, 4, "loss 0.5")
+        time.sleep(0.01)
+        console.advance(4, 4, "loss 0.1")
+        console.advance(5, 0, "10 s left", unit="steps")  # a time budget: no total, no ETA
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "… Healing"
+    assert lines[1].startswith("  1/4, loss 0.5, ETA ") and lines[2] == "  4/4, loss 0.1"
+    assert lines[3].startswith("✓ Healing (") and len(lines) == 4

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pocketfit.errors import ExportFailed, InvalidArtifact
+from pocketfit.errors import ExportFailed, InvalidArtifact, UnsupportedCombination
 from pocketfit.manifest import TensorSpec
 from pocketfit.progress import Progress, Silent
 
@@ -62,6 +62,11 @@ def export(graph, fmt: Tflite, recipe, path: Path, progress: Progress = Silent()
     import litert_torch
     import torch
 
+    config = next((m.config for m in graph.module.modules() if hasattr(m, "config")), None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is not None and positions < fmt.sequence:  # a sequence cap (--shrink seq=) below the fixed axis
+        raise UnsupportedCombination(f"LiteRT fixes the sequence at {fmt.sequence} tokens, and this model has only "
+                                     f"{positions} positions: cap it at {fmt.sequence} tokens or more for .tflite")
     work = path.with_name(path.name + ".fp32.tflite")
     key = ("tflite", fmt.sequence)
     try:

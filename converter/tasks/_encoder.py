@@ -56,7 +56,8 @@ def run_sentences(tokenizer, graph: Graph, runner) -> tuple[list[np.ndarray], li
     return expected, got
 
 def _encode(tokenizer, text: str, torch_tensors: bool = False) -> dict:
-    encoded = tokenizer(text, return_tensors="np")
+    # Truncated at the tokenizer's limit, which a sequence cap (--shrink seq=) lowers.
+    encoded = tokenizer(text, truncation=True, max_length=min(tokenizer.model_max_length, 1 << 20), return_tensors="np")
     arrays = {name: encoded[name].astype(np.int64) for name in INPUTS}
     return {k: torch.from_numpy(v) for k, v in arrays.items()} if torch_tensors else arrays
 

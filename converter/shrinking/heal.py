@@ -1,0 +1,93 @@
+"""Healing: after pruning, the student learns to match the unshrunk teacher on the user's
+unlabeled text, as DistilBERT and Minitron recover. For encoders the target is the teacher's
+mean-pooled sentence embedding, matched by cosine and mean squared error.
+
+Deterministic for a seed: step s draws its batch from Random(seed, s), so a run resumed from its
+checkpoint draws what an uninterrupted run would have drawn.
+"""
+
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from pocketfit.errors import BadInput
+from pocketfit.progress import Progress
+
+from .steps import Heal
+
+
+def pooled(module, batch: dict) -> torch.Tensor:
+    hidden = module(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def heal(student, teacher, student_tokenizer, teacher_tokenizer, texts: list[str], step: Heal, progress: Progress) -> dict:
+    if len(texts) < step.batch:
+        raise BadInput(f"healing needs at least {step.batch} lines of text (one batch); the text has {len(texts)}")
+    torch.manual_seed(step.seed)
+    targets: dict[int, torch.Tensor] = {}  # the teacher's embedding of each line, computed when first drawn
+
+    def target(picked: list[int]) -> torch.Tensor:
+        missing = [i for i in picked if i not in targets]
+        if missing:
+            with torch.no_grad():
+                batch = teacher_tokenizer([texts[i] for i in missing], padding=True, truncation=True,
+                                          max_length=step.max_tokens, return_tensors="pt")
+                targets.update(zip(missing, pooled(teacher, batch)))
+        return torch.stack([targets[i] for i in picked])
+    # Dropout off: a short heal on little text converges better without it, and stays deterministic.
+    student.eval()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=step.learning_rate, weight_decay=0.0)
+    start_step, losses = _resume(step.checkpoint, student, optimizer)
+    start = time.perf_counter()
+    done = start_step
+    for s in range(start_step, step.steps):
+        if step.seconds is not None and time.perf_counter() - start > step.seconds:
+            break
+        picked = random.Random(step.seed * 1_000_003 + s).sample(range(len(texts)), step.batch)
+        batch = student_tokenizer([texts[i] for i in picked], padding=True, truncation=True, max_length=step.max_tokens,
+                                  return_tensors="pt")
+        want = target(picked)
+        got = pooled(student, batch)
+        loss = (1 - torch.nn.functional.cosine_similarity(got, want)).mean() + torch.nn.functional.mse_loss(got, want)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        done = s + 1
+        if step.seconds is None:
+            progress.advance(done, step.steps, f"loss {losses[-1]:.4f}", unit="steps")
+        else:  # the time budget, not the step count, ends it
+            left = max(0.0, step.seconds - (time.perf_counter() - start))
+            progress.advance(done, 0, f"loss {losses[-1]:.4f}, {left:.0f} of {step.seconds:.0f} s left", unit="steps")
+        if step.checkpoint is not None and (done % 50 == 0 or done == step.steps):
+            _save(step.checkpoint, done, student, optimizer, losses)
+    for p in student.parameters():
+        p.grad = None
+    return {"step": step.name, "steps": done, "resumed_at": start_step, "seconds": round(time.perf_counter() - start, 1),
+            "texts": len(texts), "batch": step.batch, "learning_rate": step.learning_rate, "seed": step.seed,
+            "loss_first": round(losses[0], 5) if losses else None, "loss_last": round(losses[-1], 5) if losses else None}
+
+
+def _resume(path: Path | None, student, optimizer) -> tuple[int, list[float]]:
+    if path is None or not path.exists():
+        return 0, []
+    try:
+        state = torch.load(path, weights_only=True)
+        student.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        raise BadInput(f"heal checkpoint {path} does not belong to this shrunk model ({str(e).splitlines()[0]}): "
+                       "delete it to start over") from e
+    return int(state["step"]), list(state["losses"])
+
+
+def _save(path: Path, done: int, student, optimizer, losses: list[float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save({"step": done, "model": student.state_dict(), "optimizer": optimizer.state_dict(), "losses": losses}, partial)
+    os.replace(partial, path)  # a kill mid-save leaves the last whole checkpoint

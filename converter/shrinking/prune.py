@@ -1,0 +1,139 @@
+"""Structured pruning: whole layers, FFN neurons and attention heads removed, the Linear layers
+rebuilt at their new sizes and the config rewritten to match. Importance is measured on the
+user's text (batches of token ids), never on the text quality is judged on.
+"""
+
+import torch
+
+from .families import Family, get, put
+from .steps import CapSequence, DropLayers, PruneFfn, PruneHeads
+
+
+def drop_layers(module, family: Family, step: DropLayers) -> dict:
+    layers = get(module, family.layers)
+    keep = step.chosen(len(layers))
+    put(module, family.layers, torch.nn.ModuleList([layers[i] for i in keep]))
+    module.config.num_hidden_layers = len(keep)
+    return {"step": step.name, "kept_layers": list(keep), "removed_layers": [i for i in range(len(layers)) if i not in keep]}
+
+
+def prune_ffn(module, family: Family, step: PruneFfn, batches: list[dict]) -> dict:
+    layers = get(module, family.layers)
+    total = get(layers[0], family.ffn_in).out_features
+    count = step.count(total)
+    activation = [torch.zeros(total, dtype=torch.float64) for _ in layers]
+    state = {"mask": None, "tokens": 0}
+
+    def hook(i):
+        def record(_module, _inputs, output):
+            mask = state["mask"].unsqueeze(-1).to(output.dtype)  # padding is not the text
+            activation[i] += (output.abs() * mask).sum(dim=(0, 1)).double()
+        return record
+
+    # The activated FFN output: the module holding ffn_in also applies the activation.
+    owners = [get(layer, family.ffn_in.rpartition(".")[0]) for layer in layers]
+    handles = [owner.register_forward_hook(hook(i)) for i, owner in enumerate(owners)]
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                state["mask"] = batch["attention_mask"]
+                state["tokens"] += int(batch["attention_mask"].sum())
+                module(**batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    for i, layer in enumerate(layers):
+        out = get(layer, family.ffn_out)
+        score = activation[i] / max(state["tokens"], 1) * out.weight.detach().double().norm(dim=0)
+        keep = torch.sort(torch.topk(score, count).indices).values
+        put(layer, family.ffn_in, _linear(get(layer, family.ffn_in), rows=keep))
+        put(layer, family.ffn_out, _linear(out, cols=keep))
+    module.config.intermediate_size = count
+    return {"step": step.name, "ffn_neurons": {"before": total, "after": count}, "tokens_scored": state["tokens"]}
+
+
+def prune_heads(module, family: Family, step: PruneHeads, batches: list[dict]) -> dict:
+    """First-order importance of each head: |z_h · dL/dz_h| summed over the text, where z_h is the
+    head's slice of the attention output and L the squared norm of the pooled embedding."""
+    layers = get(module, family.layers)
+    attention = get(layers[0], family.attention)
+    heads, size = attention.num_attention_heads, attention.attention_head_size
+    count = step.count(heads)
+    if family.shared_head_bias is not None and count != heads:
+        raise _unsupported(module, "attention heads", "its layers share one per-head relative position table")
+    scores = [torch.zeros(heads, dtype=torch.float64) for _ in layers]
+    captured: dict[int, torch.Tensor] = {}
+
+    def pre(i):
+        def keep_input(_module, inputs):
+            inputs[0].retain_grad()
+            captured[i] = inputs[0]
+        return keep_input
+
+    handles = [get(layer, family.attention_out).register_forward_pre_hook(pre(i)) for i, layer in enumerate(layers)]
+    try:
+        for batch in batches:
+            module.zero_grad(set_to_none=True)
+            hidden = module(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            (pooled ** 2).sum().backward()
+            for i, z in captured.items():
+                taylor = (z * z.grad).reshape(*z.shape[:-1], heads, size).sum(-1)  # batch, seq, heads
+                scores[i] += taylor.abs().sum(dim=(0, 1)).double().detach()
+    finally:
+        for handle in handles:
+            handle.remove()
+        module.zero_grad(set_to_none=True)
+    kept = []
+    for i, layer in enumerate(layers):
+        keep_heads = torch.sort(torch.topk(scores[i], count).indices).values
+        rows = torch.cat([torch.arange(h * size, (h + 1) * size) for h in keep_heads.tolist()])
+        for path in (family.query, family.key, family.value):
+            put(layer, path, _linear(get(layer, path), rows=rows))
+        put(layer, family.attention_out, _linear(get(layer, family.attention_out), cols=rows))
+        owner = get(layer, family.attention)
+        owner.num_attention_heads, owner.all_head_size = count, count * size
+        kept.append(keep_heads.tolist())
+    # transformers' configs derive the head size from hidden_size / heads, so they cannot say
+    # "fewer heads of the same size": the modules carry it, and the config records it here.
+    module.config.pocketfit_attention_heads = count
+    return {"step": step.name, "heads": {"before": heads, "after": count}, "kept_heads": kept}
+
+
+def cap_sequence(module, family: Family, step: CapSequence, tokenizer) -> dict:
+    table = get(module, family.position_embeddings)
+    rows = step.tokens + family.position_offset
+    if rows > table.num_embeddings:
+        raise _unsupported(module, f"a {step.tokens}-token cap", f"it has only {table.num_embeddings - family.position_offset} positions")
+    new = torch.nn.Embedding(rows, table.embedding_dim, padding_idx=table.padding_idx)
+    new.weight.data.copy_(table.weight.data[:rows])
+    put(module, family.position_embeddings, new)
+    embeddings = get(module, family.position_embeddings.rpartition(".")[0])
+    for name in ("position_ids", "token_type_ids"):  # buffers sized for the old table
+        buffer = getattr(embeddings, name, None)
+        if isinstance(buffer, torch.Tensor) and buffer.dim() == 2:
+            embeddings.register_buffer(name, buffer[:, :rows].clone(), persistent=False)
+    before = module.config.max_position_embeddings
+    module.config.max_position_embeddings = rows
+    tokenizer.model_max_length = step.tokens
+    return {"step": step.name, "positions": {"before": before - family.position_offset, "after": step.tokens}}
+
+
+def _linear(old: torch.nn.Linear, rows=None, cols=None) -> torch.nn.Linear:
+    weight = old.weight.data
+    if rows is not None:
+        weight = weight[rows]
+    if cols is not None:
+        weight = weight[:, cols]
+    new = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=old.bias is not None)
+    new.weight.data.copy_(weight)
+    if old.bias is not None:
+        new.bias.data.copy_(old.bias.data[rows] if rows is not None else old.bias.data)
+    return new
+
+
+def _unsupported(module, what: str, why: str):
+    from pocketfit.errors import UnsupportedCombination
+
+    return UnsupportedCombination(f"cannot prune {what} of {type(module).__name__}: {why}")

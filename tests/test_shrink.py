@@ -1,0 +1,222 @@
+"""Shrinking: every step removes exactly what it is configured to remove, a step that removes
+nothing changes no output, a trimmed vocabulary reads its corpus as before with new ids, healing
+is deterministic and resumable, and bad input is refused in one line."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from pocketfit.converter import (CapSequence, DropLayers, Heal, PruneFfn, PruneHeads, TrimVocab, export, load, shrink,
+                                 texts)
+from pocketfit.converter.shrinking import heal, parse, vocab
+from pocketfit.errors import BadInput
+
+LAYERS, HIDDEN, HEADS, FFN = 4, 64, 4, 128
+
+
+@pytest.fixture(scope="module")
+def bert4_dir(tmp_path_factory) -> Path:
+    """A 4-layer, 4-head BERT with random weights and MiniLM's tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from pocketfit.converter.models import minilm_folder
+
+    folder = tmp_path_factory.mktemp("bert4")
+    torch.manual_seed(0)
+    BertModel(BertConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                         intermediate_size=FFN)).eval().save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_folder()).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bert4(bert4_dir):
+    return load(bert4_dir)
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("text") / "app.txt"
+    path.write_text("\n".join(texts.calibration()) + "\n", encoding="utf-8")
+    return path
+
+
+def _embed(model, sentences):
+    with torch.no_grad():
+        batch = model.tokenizer(sentences, padding=True, return_tensors="pt")
+        return heal.pooled(model.module, batch).numpy()
+
+
+def _params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_dropping_layers_removes_exactly_those_layers(bert4):
+    small = shrink(bert4, DropLayers(keep=2))
+    per_layer = _params(bert4.module.encoder.layer[0])
+    assert _params(bert4.module) - _params(small.module) == 2 * per_layer
+    assert small.module.config.num_hidden_layers == 2 and small.shrunk[0]["kept_layers"] == [1, 3]
+    assert shrink(bert4, DropLayers(layers=(0, 2))).shrunk[0]["kept_layers"] == [0, 2]
+    assert bert4.module.config.num_hidden_layers == LAYERS  # the teacher is untouched
+
+
+def test_ffn_and_head_pruning_remove_exactly_the_configured_weights(bert4, text):
+    ffn = shrink(bert4, PruneFfn(keep=0.25), text=text)
+    kept = FFN // 4
+    # per layer: the input Linear's rows and biases, the output Linear's columns
+    assert _params(bert4.module) - _params(ffn.module) == LAYERS * ((FFN - kept) * HIDDEN * 2 + (FFN - kept))
+    assert ffn.module.config.intermediate_size == kept
+    heads = shrink(bert4, PruneHeads(keep=1), text=text)
+    size = HIDDEN // HEADS
+    removed = (HEADS - 1) * size
+    assert _params(bert4.module) - _params(heads.module) == LAYERS * (3 * (removed * HIDDEN + removed) + HIDDEN * removed)
+    assert heads.module.config.pocketfit_attention_heads == 1
+    assert all(len(k) == 1 for k in heads.shrunk[0]["kept_heads"])
+
+
+def test_a_step_that_keeps_everything_changes_no_output(bert4, text):
+    sentences = texts.sentences()[:6]
+    same = shrink(bert4, PruneFfn(keep=FFN), PruneHeads(keep=HEADS), CapSequence(512), text=text)
+    np.testing.assert_array_equal(_embed(same, sentences), _embed(bert4, sentences))
+
+
+def test_pruned_model_runs_and_differs(bert4, text):
+    sentences = texts.sentences()[:6]
+    small = shrink(bert4, PruneFfn(keep=0.5), PruneHeads(keep=0.5), CapSequence(32), text=text)
+    got, want = _embed(small, sentences), _embed(bert4, sentences)
+    assert got.shape == want.shape and not np.allclose(got, want)
+    assert small.module.embeddings.position_embeddings.num_embeddings == 32 and small.tokenizer.model_max_length == 32
+
+
+def test_trimmed_vocabulary_reads_its_corpus_as_before_with_new_ids(bert4, text):
+    corpus = texts.calibration()
+    small = shrink(bert4, TrimVocab(text, characters=False))
+    record = small.shrunk[0]
+    assert small.module.embeddings.word_embeddings.num_embeddings == record["tokens"]["after"] < 1000
+    assert record["tokens"]["after"] == record["used_by_corpus"] + len(set(bert4.tokenizer.all_special_ids))
+    for sentence in corpus:
+        old, new = bert4.tokenizer(sentence)["input_ids"], small.tokenizer(sentence)["input_ids"]
+        assert bert4.tokenizer.convert_ids_to_tokens(old) == small.tokenizer.convert_ids_to_tokens(new)
+        assert max(new) < record["tokens"]["after"]
+        assert small.tokenizer.decode(new) == bert4.tokenizer.decode(old)
+    # The same embeddings: each kept row moved to its new id.
+    np.testing.assert_allclose(_embed(small, corpus[:5]), _embed(bert4, corpus[:5]), rtol=0, atol=1e-6)
+    held = ["Zebras quarrel about quantum xylophones."]
+    c = vocab.coverage(bert4.tokenizer, small.tokenizer, held)
+    assert c["words"] == 6 and 0 < c["words_split_differently"] <= 1 and c["unk_rate"] > 0
+    spelled = shrink(bert4, TrimVocab(text))  # with single characters, nothing becomes [UNK]
+    assert vocab.coverage(bert4.tokenizer, spelled.tokenizer, held)["unk_rate"] == 0
+
+
+def test_heal_is_deterministic_lowers_its_loss_and_resumes(bert4, text, tmp_path):
+    prune = DropLayers(keep=1)
+    step = Heal(steps=20, batch=8, learning_rate=3e-4, seed=3)
+    straight = shrink(bert4, prune, step, text=text)  # the teacher is bert4, unpruned
+    again = shrink(bert4, prune, step, text=text)
+    for a, b in zip(straight.module.parameters(), again.module.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert straight.shrunk[-1]["steps"] == 20
+
+    def distance(model):  # the heal's own loss, over the whole text
+        lines = texts.calibration()
+        got, want = torch.from_numpy(_embed(model, lines)), torch.from_numpy(_embed(bert4, lines))
+        return float((1 - torch.nn.functional.cosine_similarity(got, want)).mean() + torch.nn.functional.mse_loss(got, want))
+
+    assert distance(straight) < 0.5 * distance(shrink(bert4, prune))
+    checkpoint = tmp_path / "heal.pt"
+    shrink(bert4, prune, dataclasses.replace(step, steps=7, checkpoint=checkpoint), text=text)
+    resumed = shrink(bert4, prune, dataclasses.replace(step, checkpoint=checkpoint), text=text)
+    assert resumed.shrunk[-1]["resumed_at"] == 7 and resumed.shrunk[-1]["steps"] == 20
+    for a, b in zip(straight.module.parameters(), resumed.module.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    other = tmp_path / "other.pt"  # a checkpoint of another shape is refused, not loaded
+    shrink(bert4, DropLayers(keep=2), dataclasses.replace(step, steps=1, checkpoint=other), text=text)
+    with pytest.raises(BadInput, match="does not belong to this shrunk model"):
+        shrink(bert4, prune, dataclasses.replace(step, checkpoint=other), text=text)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "ort", "pte", "tflite"])
+def test_a_shrunk_model_exports_to_every_format_with_parity(bert4, text, tmp_path, fmt):
+    from pocketfit.converter import FORMATS, NoQuant
+
+    small = shrink(bert4, TrimVocab(text), DropLayers(keep=2), PruneFfn(keep=0.5), PruneHeads(keep=2), CapSequence(128), text=text)
+    artifact = export(small, tmp_path, FORMATS[fmt](), NoQuant())
+    assert artifact.manifest.parity.passed, artifact.manifest.parity.metrics
+    assert [r["step"] for r in artifact.manifest.shrink] == ["vocab", "layers", "ffn", "heads", "seq"]
+    assert artifact.manifest.parameters == small.parameters < bert4.parameters
+    tokenizer = tmp_path / "tokenizer"
+    assert (tokenizer / "tokenizer.json").exists()
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(tokenizer).get_vocab() == small.tokenizer.get_vocab()
+
+
+def test_refusals_name_the_problem(bert4, text, tmp_path, tiny_llama_dir):
+    with pytest.raises(BadInput, match="cannot keep 5 attention heads: each layer has 4"):
+        shrink(bert4, PruneHeads(keep=5), text=text)
+    with pytest.raises(BadInput, match="cannot keep 9 layers: the model has 4"):
+        shrink(bert4, DropLayers(keep=9))
+    with pytest.raises(BadInput, match="a fraction must be between 0 and 1"):
+        PruneFfn(keep=1.5)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(BadInput, match="has 0 non-empty lines"):
+        shrink(bert4, TrimVocab(empty))
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(b"\x00\x01\xffabc")
+    with pytest.raises(BadInput, match="not UTF-8 text|binary"):
+        shrink(bert4, PruneFfn(), text=binary)
+    with pytest.raises(BadInput, match="give it with text="):
+        shrink(bert4, PruneFfn())
+    with pytest.raises(BadInput, match="Heal must be the last step"):
+        shrink(bert4, Heal(steps=1), PruneFfn(), text=text)
+    from pocketfit.converter import Task
+
+    with pytest.raises(BadInput, match="does not know how to shrink a llama model"):
+        shrink(load(tiny_llama_dir, Task.FEATURE_EXTRACTION), DropLayers(keep=1))
+
+
+def test_command_line_steps_parse_and_refuse():
+    assert parse("layers=3") == DropLayers(keep=3) and parse("layers=0,2") == DropLayers(layers=(0, 2))
+    assert parse("ffn=0.5") == PruneFfn(keep=0.5) and parse("heads=2") == PruneHeads(keep=2)
+    assert parse("seq=128") == CapSequence(128) and parse("heal=50") == Heal(steps=50)
+    for bad in ("depth=3", "layers", "ffn=half"):
+        with pytest.raises(BadInput, match="--shrink"):
+            parse(bad)
+
+
+def test_export_with_shrink_on_the_command_line(bert4_dir, text, tmp_path):
+    out = tmp_path / "out"
+    r = run_cli("export", str(bert4_dir), "--shrink", "layers=2", "--shrink", f"vocab={text}", "--shrink", "ffn=0.5",
+                "--shrink", "heal=4", "--text", str(text), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "parameters to" in r.stdout and (out / "tokenizer" / "tokenizer.json").exists()
+    assert not (out / ".heal-checkpoint.pt").exists()
+    import json
+
+    steps = [s["step"] for s in json.loads((out / "manifest.json").read_text())["shrink"]]
+    assert steps == ["layers", "vocab", "ffn", "heal"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shrink", "heads=9", "--text", "TEXT"], "cannot keep 9 attention heads"),
+    (["--shrink", "vocab=EMPTY"], "has 0 non-empty lines"),
+    (["--shrink", "ffn=0.5", "--text", "EMPTY"], "has 0 non-empty lines"),
+    (["--shrink", "ffn=0.5"], "give it with --text FILE"),
+    (["--shrink", "wings=2"], "--shrink 'wings=2'"),
+    (["--text", "TEXT"], "--text applies with --shrink only"),
+])
+def test_bad_shrink_input_is_one_line_and_exit_2(bert4_dir, text, tmp_path, args, message):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    args = [a.replace("TEXT", str(text)).replace("EMPTY", str(empty)) for a in args]
+    r = run_cli("export", str(bert4_dir), *args, "-o", str(tmp_path / "out"))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # One line of error, the last; progress lines of the steps that ran may come before it.
+    errors = [line for line in r.stderr.splitlines() if "pocketfit:" in line or "Error" in line]
+    assert len(errors) == 1 and message in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out" / "model.onnx").exists()
