@@ -110,6 +110,8 @@ def test_trimmed_vocabulary_reads_its_corpus_as_before_with_new_ids(bert4, text)
     assert c["words"] == 6 and 0 < c["words_split_differently"] <= 1 and c["unk_rate"] > 0
     spelled = shrink(bert4, TrimVocab(text))  # with single characters, nothing becomes [UNK]
     assert vocab.coverage(bert4.tokenizer, spelled.tokenizer, held)["unk_rate"] == 0
+    top = shrink(bert4, TrimVocab(text, characters=False, max_tokens=50)).shrunk[0]
+    assert top["kept_from_corpus"] == 50 and top["tokens"]["after"] == 50 + len(set(bert4.tokenizer.all_special_ids))
 
 
 def test_heal_is_deterministic_lowers_its_loss_and_resumes(bert4, text, tmp_path):
@@ -184,6 +186,8 @@ def test_command_line_steps_parse_and_refuse():
     assert parse("layers=3") == DropLayers(keep=3) and parse("layers=0,2") == DropLayers(layers=(0, 2))
     assert parse("ffn=0.5") == PruneFfn(keep=0.5) and parse("heads=2") == PruneHeads(keep=2)
     assert parse("seq=128") == CapSequence(128) and parse("heal=50") == Heal(steps=50)
+    assert parse("vocab=app.txt:12000") == TrimVocab(Path("app.txt"), max_tokens=12000)
+    assert parse("vocab=C:/a.txt") == TrimVocab(Path("C:/a.txt"))
     for bad in ("depth=3", "layers", "ffn=half"):
         with pytest.raises(BadInput, match="--shrink"):
             parse(bad)

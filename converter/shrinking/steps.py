@@ -80,19 +80,23 @@ class PruneHeads:
 
 @dataclass(frozen=True)
 class TrimVocab:
-    """Keep the tokens `corpus` uses and the special tokens; with `characters`, every
-    single-character token too, so that words the corpus never used still spell out instead of
-    becoming [UNK]. The embedding table (and a tied output head) shrinks; the tokenizer is
-    rewritten with the new ids."""
+    """Keep the tokens `corpus` uses (with `max_tokens`, only that many of the most frequent) and
+    the special tokens; with `characters`, every single-character token too, so that words the
+    kept tokens cannot spell still split into characters instead of becoming [UNK]. The
+    embedding table shrinks; the tokenizer is rewritten with the new ids."""
 
     name: ClassVar[str] = "vocab"
     corpus: Path = field(default=None)  # type: ignore[assignment]
     characters: bool = True
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.corpus is None:
             raise BadInput("TrimVocab needs a corpus: a text file of the app's own text, one passage per line")
         object.__setattr__(self, "corpus", Path(self.corpus))
+        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or isinstance(self.max_tokens, bool)
+                                            or self.max_tokens < 1):
+            raise BadInput(f"max_tokens must be a whole number of at least 1, not {self.max_tokens!r}")
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ def _count(keep: float | int, total: int, what: str) -> int:
 
 def parse(spec: str):
     """A step from the command line's KEY=VALUE: layers=3 (or layers=0,2,5), ffn=0.5, heads=0.5,
-    vocab=FILE, seq=128, heal=STEPS."""
+    vocab=FILE (or vocab=FILE:N, the N most frequent tokens), seq=128, heal=STEPS."""
     key, sep, value = spec.partition("=")
     key, value = key.strip(), value.strip()
     names = {s.name: s for s in STEPS}
@@ -171,6 +175,9 @@ def parse(spec: str):
             keep = float(value) if "." in value else int(value)
             return (PruneFfn if key == "ffn" else PruneHeads)(keep=keep)
         if key == "vocab":
+            path, colon, count = value.rpartition(":")
+            if colon and count.isdigit():
+                return TrimVocab(Path(path), max_tokens=int(count))
             return TrimVocab(Path(value))
         if key == "seq":
             return CapSequence(int(value))

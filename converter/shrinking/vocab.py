@@ -6,6 +6,8 @@ longest-match-first finds the same pieces in a vocabulary that holds every piece
 other text a word may split into more pieces, or become [UNK]; `coverage` counts both.
 """
 
+from collections import Counter
+
 import torch
 
 from pocketfit.errors import UnsupportedCombination
@@ -19,7 +21,10 @@ def trim(module, family: Family, step: TrimVocab, tokenizer, corpus: list[str]):
     if family.tokenizer != "wordpiece" or not hasattr(tokenizer, "vocab"):
         raise UnsupportedCombination(f"vocabulary trimming rebuilds WordPiece tokenizers; {type(tokenizer).__name__} is not one")
     vocab: dict[str, int] = tokenizer.get_vocab()
-    used = {i for ids in tokenizer(corpus, add_special_tokens=False)["input_ids"] for i in ids}
+    counts = Counter(i for ids in tokenizer(corpus, add_special_tokens=False)["input_ids"] for i in ids)
+    used = set(counts)
+    if step.max_tokens is not None:  # the most frequent; ties go to the lower id, so the choice is stable
+        used = {i for i, _ in sorted(counts.items(), key=lambda c: (-c[1], c[0]))[:step.max_tokens]}
     keep = used | set(tokenizer.all_special_ids)
     if step.characters:  # every word still spells out from single characters, never [UNK]
         keep |= {i for t, i in vocab.items() if len(t) == 1 or (t.startswith("##") and len(t) == 3)}
@@ -36,8 +41,8 @@ def trim(module, family: Family, step: TrimVocab, tokenizer, corpus: list[str]):
     if getattr(module.config, "pad_token_id", None) is not None and module.config.pad_token_id in kept:
         module.config.pad_token_id = kept.index(module.config.pad_token_id)
     new_tokenizer = _rebuild(tokenizer, new_vocab)
-    record = {"step": step.name, "tokens": {"before": before, "after": len(kept)}, "used_by_corpus": len(used),
-              "characters_kept": step.characters}
+    record = {"step": step.name, "tokens": {"before": before, "after": len(kept)}, "used_by_corpus": len(counts),
+              "kept_from_corpus": len(used), "max_tokens": step.max_tokens, "characters_kept": step.characters}
     return new_tokenizer, record
 
 
@@ -55,8 +60,10 @@ def coverage(before, after, texts: list[str]) -> dict[str, float]:
     full one, and the share of its tokens that are [UNK]."""
     words = changed = tokens = unknown = 0
     unk = after.unk_token_id
+    backend = before.backend_tokenizer
     for text in texts:
-        for word in before.backend_tokenizer.pre_tokenizer.pre_tokenize_str(before.backend_tokenizer.normalizer.normalize_str(text)):
+        normal = backend.normalizer.normalize_str(text) if backend.normalizer is not None else text
+        for word in backend.pre_tokenizer.pre_tokenize_str(normal):
             piece = word[0]
             old = before.convert_ids_to_tokens(before(piece, add_special_tokens=False)["input_ids"])
             new_ids = after(piece, add_special_tokens=False)["input_ids"]
