@@ -224,3 +224,12 @@ def test_bad_shrink_input_is_one_line_and_exit_2(bert4_dir, text, tmp_path, args
     errors = [line for line in r.stderr.splitlines() if "pocketfit:" in line or "Error" in line]
     assert len(errors) == 1 and message in r.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_heal_matches_each_layer_with_the_teacher_layer_it_came_from(bert4, text):
+    from pocketfit.converter.shrinking import _layer_map
+
+    records = list(shrink(bert4, DropLayers(layers=(0, 1, 3)), DropLayers(layers=(0, 2))).shrunk)
+    assert _layer_map(records) == [0, 3] and _layer_map([]) is None
+    healed = shrink(bert4, DropLayers(layers=(0, 1, 3)), DropLayers(layers=(0, 2)), Heal(steps=2, batch=8), text=text)
+    assert healed.module.config.num_hidden_layers == 2 and healed.shrunk[-1]["steps"] == 2

@@ -63,11 +63,21 @@ def shrink(model: Model, *steps, text: Path | None = None, progress: Progress = 
                 tokenizer, record = vocab.trim(student, family, step, tokenizer, corpus)
                 records.append(record | {"corpus": str(step.corpus), "corpus_sha256": _sha256(step.corpus), "corpus_lines": len(corpus)})
             else:
-                record = _heal.heal(student, model.module, tokenizer, model.tokenizer, lines, step, progress)
+                record = _heal.heal(student, model.module, tokenizer, model.tokenizer, lines, step, progress,
+                                    _layer_map(records[len(model.shrunk):]))
                 records.append(record | {"text_sha256": _sha256(text)})
     for p in student.parameters():
         p.requires_grad_(False)
     return Model(module=student, tokenizer=tokenizer, source=model.source, task=model.task, shrunk=tuple(records))
+
+
+def _layer_map(records: list[dict]) -> list[int] | None:
+    """Which of the original layers each remaining one is, through every DropLayers so far."""
+    kept = None
+    for record in records:
+        if record["step"] == "layers":
+            kept = record["kept_layers"] if kept is None else [kept[i] for i in record["kept_layers"]]
+    return kept
 
 
 def _batches(tokenizer, lines: list[str]) -> list[dict]:

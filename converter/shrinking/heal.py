@@ -1,6 +1,8 @@
 """Healing: after pruning, the student learns to match the unshrunk teacher on the user's
 unlabeled text, as DistilBERT and Minitron recover. For encoders the target is the teacher's
-mean-pooled sentence embedding, matched by cosine and mean squared error.
+mean-pooled sentence embedding, matched by cosine and mean squared error, and (with
+Heal(layers=True)) each student layer's mean-pooled output matched to the teacher layer it came
+from: pooled per sentence, so a trimmed vocabulary that splits a word differently still lines up.
 
 Deterministic for a seed: step s draws its batch from Random(seed, s), so a run resumed from its
 checkpoint draws what an uninterrupted run would have drawn.
@@ -25,11 +27,20 @@ def pooled(module, batch: dict) -> torch.Tensor:
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
-def heal(student, teacher, student_tokenizer, teacher_tokenizer, texts: list[str], step: Heal, progress: Progress) -> dict:
+def _pooled_layers(module, batch: dict) -> torch.Tensor:
+    """Every layer's output, mean-pooled: (batch, layers + 1, hidden), the embeddings first."""
+    hidden = torch.stack(module(**batch, output_hidden_states=True).hidden_states, dim=1)
+    mask = batch["attention_mask"][:, None, :, None].to(hidden.dtype)
+    return (hidden * mask).sum(2) / mask.sum(2).clamp(min=1e-9)
+
+
+def heal(student, teacher, student_tokenizer, teacher_tokenizer, texts: list[str], step: Heal, progress: Progress,
+         layer_map: list[int] | None = None) -> dict:
+    """`layer_map[i]`: the teacher layer student layer i was kept from (all of them, by default)."""
     if len(texts) < step.batch:
         raise BadInput(f"healing needs at least {step.batch} lines of text (one batch); the text has {len(texts)}")
     torch.manual_seed(step.seed)
-    targets: dict[int, torch.Tensor] = {}  # the teacher's embedding of each line, computed when first drawn
+    targets: dict[int, torch.Tensor] = {}  # the teacher's pooled layers of each line, computed when first drawn
 
     def target(picked: list[int]) -> torch.Tensor:
         missing = [i for i in picked if i not in targets]
@@ -37,8 +48,11 @@ def heal(student, teacher, student_tokenizer, teacher_tokenizer, texts: list[str
             with torch.no_grad():
                 batch = teacher_tokenizer([texts[i] for i in missing], padding=True, truncation=True,
                                           max_length=step.max_tokens, return_tensors="pt")
-                targets.update(zip(missing, pooled(teacher, batch)))
+                targets.update(zip(missing, _pooled_layers(teacher, batch)))
         return torch.stack([targets[i] for i in picked])
+
+    layer_map = list(range(student.config.num_hidden_layers)) if layer_map is None else layer_map
+    chosen = torch.tensor([0] + [t + 1 for t in layer_map])  # hidden_states[0] is the embeddings
     # Dropout off: a short heal on little text converges better without it, and stays deterministic.
     student.eval()
     optimizer = torch.optim.AdamW(student.parameters(), lr=step.learning_rate, weight_decay=0.0)
@@ -51,9 +65,12 @@ def heal(student, teacher, student_tokenizer, teacher_tokenizer, texts: list[str
         picked = random.Random(step.seed * 1_000_003 + s).sample(range(len(texts)), step.batch)
         batch = student_tokenizer([texts[i] for i in picked], padding=True, truncation=True, max_length=step.max_tokens,
                                   return_tensors="pt")
-        want = target(picked)
-        got = pooled(student, batch)
-        loss = (1 - torch.nn.functional.cosine_similarity(got, want)).mean() + torch.nn.functional.mse_loss(got, want)
+        want = target(picked)[:, chosen]
+        got_layers = _pooled_layers(student, batch)
+        got, final = got_layers[:, -1], want[:, -1]
+        loss = (1 - torch.nn.functional.cosine_similarity(got, final)).mean() + torch.nn.functional.mse_loss(got, final)
+        if step.layers and got_layers.shape[1] > 2:  # the embeddings and the layers below the last
+            loss = loss + torch.nn.functional.mse_loss(got_layers[:, :-1], want[:, :-1])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

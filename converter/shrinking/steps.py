@@ -114,8 +114,9 @@ class CapSequence:
 @dataclass(frozen=True)
 class Heal:
     """Distil the shrunk model from the unshrunk one on the text: the student learns to match the
-    teacher's sentence embeddings (cosine and mean squared error), for `steps` optimizer steps
-    or `seconds`, whichever comes first. Seeded; with `checkpoint`, resumable."""
+    teacher's sentence embeddings (cosine and mean squared error) and, with `layers`, each layer's
+    pooled output that of the teacher layer it came from, for `steps` optimizer steps or
+    `seconds`, whichever comes first. Seeded; with `checkpoint`, resumable."""
 
     name: ClassVar[str] = "heal"
     needs_text: ClassVar[bool] = True
@@ -126,6 +127,7 @@ class Heal:
     max_tokens: int = 128
     seed: int = 0
     checkpoint: Path | None = None
+    layers: bool = True
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch", "max_tokens"):
