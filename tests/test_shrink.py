@@ -157,6 +157,15 @@ def test_a_shrunk_model_exports_to_every_format_with_parity(bert4, text, tmp_pat
     assert AutoTokenizer.from_pretrained(tokenizer).get_vocab() == small.tokenizer.get_vocab()
 
 
+def test_a_model_already_exported_still_shrinks_with_gradients(bert4_dir, text, tmp_path):
+    from pocketfit.converter import Onnx
+
+    model = load(bert4_dir)
+    export(model, tmp_path, Onnx())  # the export turns the module's gradients off
+    healed = shrink(model, PruneHeads(keep=2), Heal(steps=2, batch=8), text=text)
+    assert healed.shrunk[-1]["steps"] == 2 and not any(p.requires_grad for p in healed.module.parameters())
+
+
 def test_refusals_name_the_problem(bert4, text, tmp_path, tiny_llama_dir):
     with pytest.raises(BadInput, match="cannot keep 5 attention heads: each layer has 4"):
         shrink(bert4, PruneHeads(keep=5), text=text)

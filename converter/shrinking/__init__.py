@@ -46,6 +46,8 @@ def shrink(model: Model, *steps, text: Path | None = None, progress: Progress = 
         needing = next(s for s in steps if getattr(s, "needs_text", False))
         raise BadInput(f"the {needing.name} step measures or trains on the app's text: give it with text= (--text FILE)")
     student = copy.deepcopy(model.module).eval()
+    for p in student.parameters():  # exporting a model turns its gradients off; heads and heal need them
+        p.requires_grad_(True)
     tokenizer = copy.deepcopy(model.tokenizer)
     records = list(model.shrunk)
     for step in steps:
