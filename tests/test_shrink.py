@@ -166,6 +166,16 @@ def test_a_model_already_exported_still_shrinks_with_gradients(bert4_dir, text, 
     assert healed.shrunk[-1]["steps"] == 2 and not any(p.requires_grad for p in healed.module.parameters())
 
 
+def test_arm64_verification_refuses_a_shrunk_artifact(bert4, text, tmp_path):
+    from pocketfit.converter import Onnx
+    from pocketfit.errors import UnsupportedCombination
+    from pocketfit.runtime import arm64
+
+    artifact = export(shrink(bert4, DropLayers(keep=1)), tmp_path, Onnx())
+    with pytest.raises(UnsupportedCombination, match="was shrunk \\(layers\\)"):
+        arm64.verify(artifact.path)
+
+
 def test_refusals_name_the_problem(bert4, text, tmp_path, tiny_llama_dir):
     with pytest.raises(BadInput, match="cannot keep 5 attention heads: each layer has 4"):
         shrink(bert4, PruneHeads(keep=5), text=text)
