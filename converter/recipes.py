@@ -83,14 +83,19 @@ class Int8Static:
 
 @dataclass(frozen=True)
 class Int4Weight:
-    """Linear-layer weights in 4 bits, one scale per group of `group_size` input channels."""
+    """Linear-layer weights in 4 bits, one scale per group of `group_size` input channels; the
+    embedding tables in int8 per row, or with `embeddings=4` in 4-bit groups of the same size
+    along each row (ONNX and ORT only: onnxruntime's GatherBlockQuantized)."""
 
     name: ClassVar[str] = "int4"
     group_size: int = 32  # 32 keeps MiniLM near 0.97 cosine; 128 halves the scales' bytes but loses more
+    embeddings: int = 8
 
     def __post_init__(self) -> None:
         if not isinstance(self.group_size, int) or self.group_size < 8 or self.group_size & (self.group_size - 1):
             raise BadInput(f"int4 group_size must be a power of two of at least 8, not {self.group_size!r}")
+        if self.embeddings not in (4, 8) or isinstance(self.embeddings, bool):
+            raise BadInput(f"int4 embeddings: 8 (int8 per row) or 4 (4-bit groups), not {self.embeddings!r}")
 
     def describe(self) -> dict:
         return {
@@ -98,7 +103,7 @@ class Int4Weight:
             "weights": f"int4, groups of {self.group_size}",
             "activations": "float32, or int8 at run time where the runtime's 4-bit kernels need it",
             "group_size": self.group_size,
-            "embeddings": "int8 per row",
+            "embeddings": "int8 per row" if self.embeddings == 8 else f"int4, groups of {self.group_size} along each row",
         }
 
 

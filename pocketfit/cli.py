@@ -42,6 +42,30 @@ def _quiet_third_party() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _recipe(quant: str, options: tuple[str, ...], calibration: Path | None):
+    """The recipe with its --quant-option fields, each value read as its field's type."""
+    import dataclasses
+
+    kind = RECIPES[quant]
+    fields = {f.name: f.default for f in dataclasses.fields(kind) if f.name != "calibration"}
+    values: dict = {"calibration": calibration} if calibration else {}
+    for spec in options:
+        key, sep, value = (part.strip() for part in spec.partition("="))
+        if not sep or key not in fields:
+            offered = ", ".join(f"{k}=" for k in fields) or "no options"
+            raise click.UsageError(f"--quant-option {spec!r}: --quant {quant} takes {offered}")
+        if isinstance(fields[key], bool):
+            if value.lower() not in ("true", "false"):
+                raise click.UsageError(f"--quant-option {spec!r}: {key} is true or false")
+            values[key] = value.lower() == "true"
+        else:
+            try:
+                values[key] = int(value)
+            except ValueError:
+                raise click.UsageError(f"--quant-option {spec!r}: {key} is a whole number") from None
+    return kind(**values)
+
+
 @contextlib.contextmanager
 def _made_to_last():
     """Loading a model imports torch and transformers: about a million objects that live as long
@@ -79,16 +103,19 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--format", "format_", type=click.Choice(sorted(FORMATS) + ["all"]), default="onnx", show_default=True,
               help="Artifact format; `all` writes one subfolder per format.")
 @click.option("--quant", type=click.Choice(list(RECIPES)), default="none", show_default=True, help="Shrink recipe.")
+@click.option("--quant-option", "quant_options", multiple=True, metavar="KEY=VALUE",
+              help="A field of the recipe (repeatable): int4 takes group_size=32|64|128 and embeddings=8|4 (4: ONNX/ORT only); "
+                   "int8 and int8-static take per_channel=true|false.")
 @click.option("--max-context", type=click.IntRange(min=1), help="text-generation: positions in the static KV cache [default: 256].")
 @click.option("--calibration", type=click.Path(path_type=Path), help="int8-static: a text file, one calibration text per line.")
 @click.option("--shrink", "shrink_specs", multiple=True, metavar="KEY=VALUE",
               help="Remove weights before export (repeatable, applied in order, heal last): layers=N or layers=I,J,..., "
-                   "ffn=FRACTION|N, heads=FRACTION|N, vocab=FILE, seq=TOKENS, heal=STEPS.")
+                   "ffn=FRACTION|N, heads=FRACTION|N, vocab=FILE or vocab=FILE:N, seq=TOKENS, heal=STEPS or heal=SECONDSs.")
 @click.option("--text", type=click.Path(path_type=Path),
               help="With --shrink: the app's own text, one passage per line, that ffn, heads and heal measure and train on.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output folder.")
-def export(model: str, task: str, format_: str, quant: str, max_context: int | None, calibration: Path | None,
-           shrink_specs: tuple[str, ...], text: Path | None, output: Path) -> None:
+def export(model: str, task: str, format_: str, quant: str, quant_options: tuple[str, ...], max_context: int | None,
+           calibration: Path | None, shrink_specs: tuple[str, ...], text: Path | None, output: Path) -> None:
     """Export MODEL (a local Hugging Face folder, or `minilm`) and verify it in its runtime.
 
     Writes OUTPUT/model.<format> and OUTPUT/manifest.json (with --format all, one subfolder per
@@ -126,7 +153,7 @@ def export(model: str, task: str, format_: str, quant: str, max_context: int | N
         raise click.UsageError("--calibration applies to --quant int8-static only")
     if max_context is not None and the_task is not Task.TEXT_GENERATION:
         raise click.UsageError("--max-context applies to --task text-generation only")
-    recipe = RECIPES[quant](calibration=calibration) if calibration else RECIPES[quant]()
+    recipe = _recipe(quant, quant_options, calibration)
     formats = [FORMATS[f]() for f in (sorted(FORMATS) if format_ == "all" else [format_])]
     plan, skipped = [], []
     for fmt in formats:  # every refusal happens here, in one line, before anything slow starts
@@ -145,7 +172,17 @@ def export(model: str, task: str, format_: str, quant: str, max_context: int | N
     if steps:
         with progress.step(f"Shrinking {model}: {', '.join(s.name for s in steps)}"):
             before = loaded.parameters
-            loaded = shrinking.shrink(loaded, *steps, text=text, progress=progress)
+            # One format: the heal trains under that format's rounding of the recipe. Several:
+            # each rounds differently, and healing for one grid costs the others quality.
+            export_as = (plan[0], recipe) if len(plan) == 1 else None
+            loaded = shrinking.shrink(loaded, *steps, text=text, progress=progress, export_as=export_as)
+        heal = next((r for r in loaded.shrunk if r["step"] == "heal"), None)
+        if heal is not None and recipe.name != "none":
+            if heal.get("rounding"):
+                click.echo(f"healed under the export's rounding ({heal['rounding']})")
+            else:
+                why = "each format rounds differently" if len(plan) != 1 else f"{plan[0].name} does not emulate {recipe.name}"
+                click.echo(f"healed in float, not under the export's rounding: {why}")
         click.echo(f"shrunk {model}: {before:,} parameters to {loaded.parameters:,} ({loaded.parameters / before:.1%})")
     failed = []
     for fmt in plan:

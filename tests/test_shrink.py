@@ -207,7 +207,11 @@ def test_command_line_steps_parse_and_refuse():
     assert parse("seq=128") == CapSequence(128) and parse("heal=50") == Heal(steps=50)
     assert parse("vocab=app.txt:12000") == TrimVocab(Path("app.txt"), max_tokens=12000)
     assert parse("vocab=C:/a.txt") == TrimVocab(Path("C:/a.txt"))
-    for bad in ("depth=3", "layers", "ffn=half"):
+    timed = parse("heal=90s")
+    assert timed.seconds == 90.0 and timed.steps > 10**9
+    with pytest.raises(BadInput, match="heal seconds must be positive"):
+        parse("heal=0s")
+    for bad in ("depth=3", "layers", "ffn=half", "heal=fast"):
         with pytest.raises(BadInput, match="--shrink"):
             parse(bad)
 
@@ -223,6 +227,13 @@ def test_export_with_shrink_on_the_command_line(bert4_dir, text, tmp_path):
 
     steps = [s["step"] for s in json.loads((out / "manifest.json").read_text())["shrink"]]
     assert steps == ["layers", "vocab", "ffn", "heal"]
+    # A heal before an int4 export trains under that export's rounding, and says so.
+    r = run_cli("export", str(bert4_dir), "--shrink", "layers=2", "--shrink", "heal=3", "--text", str(text), "--quant", "int4",
+                "--quant-option", "group_size=64", "--quant-option", "embeddings=4", "-o", str(tmp_path / "int4"))
+    assert r.returncode == 0, r.stderr
+    assert "healed under the export's rounding (onnx: int4, groups of 64)" in r.stdout
+    manifest = json.loads((tmp_path / "int4" / "manifest.json").read_text())
+    assert manifest["quantization"]["embeddings"] == "int4, groups of 64 along each row"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -232,6 +243,11 @@ def test_export_with_shrink_on_the_command_line(bert4_dir, text, tmp_path):
     (["--shrink", "ffn=0.5"], "give it with --text FILE"),
     (["--shrink", "wings=2"], "--shrink 'wings=2'"),
     (["--text", "TEXT"], "--text applies with --shrink only"),
+    (["--quant", "int4", "--quant-option", "groups=64"], "--quant int4 takes group_size=, embeddings="),
+    (["--quant", "int4", "--quant-option", "group_size=big"], "group_size is a whole number"),
+    (["--quant", "int4", "--quant-option", "embeddings=2"], "int4 embeddings: 8 (int8 per row) or 4"),
+    (["--quant", "int8", "--quant-option", "per_channel=maybe"], "per_channel is true or false"),
+    (["--quant", "int4", "--quant-option", "embeddings=4", "--format", "pte"], "ONNX and ORT only"),
 ])
 def test_bad_shrink_input_is_one_line_and_exit_2(bert4_dir, text, tmp_path, args, message):
     empty = tmp_path / "empty.txt"
@@ -252,3 +268,33 @@ def test_heal_matches_each_layer_with_the_teacher_layer_it_came_from(bert4, text
     assert _layer_map(records) == [0, 3] and _layer_map([]) is None
     healed = shrink(bert4, DropLayers(layers=(0, 1, 3)), DropLayers(layers=(0, 2)), Heal(steps=2, batch=8), text=text)
     assert healed.module.config.num_hidden_layers == 2 and healed.shrunk[-1]["steps"] == 2
+
+
+def test_each_step_records_what_it_cost_on_lines_kept_back(bert4, text):
+    lines = texts.lines(text, "text")
+    small = shrink(bert4, PruneFfn(keep=FFN), DropLayers(keep=2), Heal(steps=5, batch=8, learning_rate=3e-4), text=text)
+    ffn, layers, healed = small.shrunk
+    assert ffn["cosine_before"] == 1.0 and ffn["cosine_after"] == pytest.approx(1.0, abs=1e-5)  # kept every neuron
+    assert layers["cosine_before"] == ffn["cosine_after"] and layers["cosine_after"] < 0.999
+    assert healed["cosine_before"] == layers["cosine_after"] and healed["cosine_after"] > layers["cosine_after"]
+    assert ffn["checked_on_lines"] == min(200, len(range(0, len(lines), 10)))
+    # Kept back means kept back: the heal trained on the other lines only.
+    assert healed["texts"] == len(lines) - ffn["checked_on_lines"]
+    assert "cosine_after" not in shrink(bert4, DropLayers(keep=2)).shrunk[0]  # no text, nothing to judge on
+
+
+def test_heal_trains_under_the_rounding_of_the_export_to_come(bert4, text, tmp_path):
+    from pocketfit.converter import Int4Weight, Onnx, Tflite
+
+    step = Heal(steps=4, batch=8, learning_rate=3e-4)
+    rounded = shrink(bert4, DropLayers(keep=2), step, text=text, export_as=(Onnx(), Int4Weight()))
+    assert rounded.shrunk[-1]["rounding"] == "onnx: int4, groups of 32"
+    assert all(type(m) is not torch.nn.Linear or not hasattr(m, "parametrizations") for m in rounded.module.modules())
+    plain = shrink(bert4, DropLayers(keep=2), step, text=text)
+    assert plain.shrunk[-1]["rounding"] is None
+    assert any(not torch.equal(a, b) for a, b in zip(rounded.module.parameters(), plain.module.parameters()))
+    assert shrink(bert4, DropLayers(keep=2), step, text=text, export_as=(Tflite(), Int4Weight())).shrunk[-1]["rounding"] is None
+    off = dataclasses.replace(step, rounded=False)
+    assert shrink(bert4, DropLayers(keep=2), off, text=text, export_as=(Onnx(), Int4Weight())).shrunk[-1]["rounding"] is None
+    artifact = export(rounded, tmp_path, Onnx(), Int4Weight())
+    assert artifact.manifest.parity.passed and artifact.manifest.shrink[-1]["rounding"] == "onnx: int4, groups of 32"

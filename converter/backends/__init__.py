@@ -5,6 +5,9 @@
 - ``CACHE``: where a decoder's KV cache lives in its artifacts (tasks.CacheStyle);
 - ``UNSUPPORTED_TASKS``: tasks it cannot export, each with the reason;
 - ``refuse(recipe) -> str | None``: why it cannot apply a supported recipe with these settings;
+- ``train_as(module, recipe) -> restore | None``: make the module's linear layers compute with
+  the weights as this format will round them under ``recipe`` (a quantization-aware heal);
+  ``restore()`` puts plain layers back with the trained float weights. None: not emulated;
 - ``export(graph, fmt, recipe, path, progress) -> dict``: write the artifact to ``path``; return
   facts for the manifest; each long stage (tracing, quantizing, lowering, serializing) runs in a
   ``progress.step`` so the user sees it as it happens;

@@ -27,6 +27,7 @@ RECIPES = onnx.RECIPES
 CACHE = onnx.CACHE
 UNSUPPORTED_TASKS = onnx.UNSUPPORTED_TASKS
 OPTIONS = onnx.OPTIONS
+train_as = onnx.train_as  # the same quantizer rounds the weights
 # The in-place options cannot be measured from Python: onnxruntime's bindings hand the session a
 # temporary copy of the bytes, and the session then reads freed memory (SIGSEGV, seen here).
 WEIGHTS = ("onnxruntime reads an .ort file into memory and copies its initializers again while loading (2.4x the "

@@ -18,7 +18,7 @@ from ..inspection import Inspection, Tensor
 from ..layout import Layout
 from ..recipes import Fp16, Int4Weight, Int8Dynamic, Int8Static, NoQuant
 from ..tasks import CacheStyle
-from . import _layout, _pte_layout
+from . import _layout, _pte_layout, _rounding
 from ._util import check_options, quiet, reason
 
 
@@ -45,6 +45,8 @@ _PAGE = 4096  # segment alignment: Android's default page (the catalog's iPhones
 
 
 def refuse(recipe) -> str | None:
+    if isinstance(recipe, Int4Weight) and recipe.embeddings == 4:
+        return "4-bit embedding tables are ONNX and ORT only for now (onnxruntime's GatherBlockQuantized): use embeddings=8"
     return None  # torchao groups any size that divides a layer's input width
 
 
@@ -226,16 +228,33 @@ def _quantize_embeddings(module) -> None:
               lambda m, fqn: isinstance(m, torch.nn.Embedding))
 
 
-def _quantize_linears(module, dtype, group_size: int | None) -> None:
+def _linear_config(dtype, group_size: int | None):
     """Weights in `dtype` (per channel, or in groups), activations int8 per token at run time:
     the form XNNPACK's integer GEMMs take (8da8w / 8da4w)."""
-    import torch
-    from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
+    from torchao.quantization import Int8DynamicActivationIntxWeightConfig
     from torchao.quantization.granularity import PerAxis, PerGroup, PerTensor
 
     granularity = PerGroup(group_size) if group_size else (PerTensor() if group_size == 0 else PerAxis(0))
-    quantize_(module, Int8DynamicActivationIntxWeightConfig(weight_dtype=dtype, weight_granularity=granularity),
-              lambda m, fqn: isinstance(m, torch.nn.Linear))
+    return Int8DynamicActivationIntxWeightConfig(weight_dtype=dtype, weight_granularity=granularity)
+
+
+def _quantize_linears(module, dtype, group_size: int | None) -> None:
+    import torch
+    from torchao.quantization import quantize_
+
+    quantize_(module, _linear_config(dtype, group_size), lambda m, fqn: isinstance(m, torch.nn.Linear))
+
+
+def train_as(module, recipe):
+    """Emulate the rounding `recipe` gets here, for a quantization-aware heal: torchao's own
+    fake quantizers for the config _quantize_linears applies (_rounding.py)."""
+    import torch
+
+    if isinstance(recipe, Int4Weight):
+        return _rounding.torchao_qat(module, _linear_config(torch.int4, recipe.group_size))
+    if isinstance(recipe, Int8Dynamic):
+        return _rounding.torchao_qat(module, _linear_config(torch.int8, None if recipe.per_channel else 0))
+    return None
 
 
 def _static(graph, recipe: Int8Static, module, sample, dynamic):

@@ -51,9 +51,18 @@ _SIGNATURE = "serving_default"
 _BLOCKS = (32, 64, 128, 256)  # ai-edge-quantizer's BLOCKWISE_* granularities
 
 
+def train_as(module, recipe):
+    """No quantization-aware heal here: the 4-bit blocks' clipping range is searched by OCTAV
+    inside ai-edge-quantizer, and int8's activations are rounded at run time; neither is
+    emulated in torch (a heal for another format's grid made .tflite worse, _rounding.py)."""
+    return None
+
+
 def refuse(recipe) -> str | None:
     if isinstance(recipe, Int4Weight) and recipe.group_size not in _BLOCKS:
         return f"ai-edge-quantizer has 4-bit blocks of {', '.join(map(str, _BLOCKS))} only, not {recipe.group_size}"
+    if isinstance(recipe, Int4Weight) and recipe.embeddings == 4:
+        return "4-bit embedding tables are ONNX and ORT only for now (onnxruntime's GatherBlockQuantized): use embeddings=8"
     return None
 
 

@@ -15,10 +15,13 @@ import copy
 import hashlib
 from pathlib import Path
 
+import torch
+
 from pocketfit.errors import BadInput
 from pocketfit.progress import Progress, Silent
 
 from .. import texts as _texts
+from ..backends import backend
 from ..models import Model
 from ..tasks import Task
 from . import families, heal as _heal, prune, vocab
@@ -28,11 +31,14 @@ __all__ = ["shrink", "parse", "DropLayers", "PruneFfn", "PruneHeads", "TrimVocab
 
 _BATCH = 16
 _IMPORTANCE_TEXTS = 256  # enough tokens to rank neurons and heads; more only costs time
+_CHECK_LINES = 200
 
 
-def shrink(model: Model, *steps, text: Path | None = None, progress: Progress = Silent()) -> Model:
+def shrink(model: Model, *steps, text: Path | None = None, progress: Progress = Silent(),
+           export_as: tuple[object, object] | None = None) -> Model:
     """A new Model with `steps` applied in order. `text` (one passage per line, the app's own)
-    is what importance is measured on and what Heal trains on; TrimVocab reads its own corpus."""
+    is what importance is measured on and what Heal trains on; TrimVocab reads its own corpus.
+    `export_as=(format, recipe)`: the export to come, which a Heal trains for (its rounding)."""
     if model.task is not Task.FEATURE_EXTRACTION:
         raise BadInput(f"shrinking supports feature-extraction encoders for now, not {model.task.value}")
     unknown = [s for s in steps if type(s) not in STEPS]
@@ -50,27 +56,50 @@ def shrink(model: Model, *steps, text: Path | None = None, progress: Progress = 
         p.requires_grad_(True)
     tokenizer = copy.deepcopy(model.tokenizer)
     records = list(model.shrunk)
+    checks, lines = _hold_out(lines)
+    reference = _embed(model.module, model.tokenizer, checks)
+    cosine = 1.0
     for step in steps:
         with progress.step(_label(step)):
             if isinstance(step, DropLayers):
-                records.append(prune.drop_layers(student, family, step))
+                record = prune.drop_layers(student, family, step)
             elif isinstance(step, PruneFfn):
-                records.append(prune.prune_ffn(student, family, step, _batches(tokenizer, lines)))
+                record = prune.prune_ffn(student, family, step, _batches(tokenizer, lines))
             elif isinstance(step, PruneHeads):
-                records.append(prune.prune_heads(student, family, step, _batches(tokenizer, lines)))
+                record = prune.prune_heads(student, family, step, _batches(tokenizer, lines))
             elif isinstance(step, CapSequence):
-                records.append(prune.cap_sequence(student, family, step, tokenizer))
+                record = prune.cap_sequence(student, family, step, tokenizer)
             elif isinstance(step, TrimVocab):
                 corpus = _texts.lines(step.corpus, "vocabulary corpus")
                 tokenizer, record = vocab.trim(student, family, step, tokenizer, corpus)
-                records.append(record | {"corpus": str(step.corpus), "corpus_sha256": _sha256(step.corpus), "corpus_lines": len(corpus)})
+                record |= {"corpus": str(step.corpus), "corpus_sha256": _sha256(step.corpus), "corpus_lines": len(corpus)}
             else:
-                record = _heal.heal(student, model.module, tokenizer, model.tokenizer, lines, step, progress,
-                                    _layer_map(records[len(model.shrunk):]))
-                records.append(record | {"text_sha256": _sha256(text)})
+                restore, rounding = _train_as(student, step, export_as)
+                try:
+                    record = _heal.heal(student, model.module, tokenizer, model.tokenizer, lines, step, progress,
+                                        _layer_map(records[len(model.shrunk):]))
+                    record |= {"rounding": rounding, "text_sha256": _sha256(text)}
+                    if reference is not None:  # judged as it will be exported: under the rounding it trained for
+                        record |= _quality(cosine, reference, student, tokenizer, checks)
+                finally:
+                    if restore is not None:
+                        restore()
+            if reference is not None and "cosine_after" not in record:
+                record |= _quality(cosine, reference, student, tokenizer, checks)
+            cosine = record.get("cosine_after", cosine)
+            records.append(record)
     for p in student.parameters():
         p.requires_grad_(False)
     return Model(module=student, tokenizer=tokenizer, source=model.source, task=model.task, shrunk=tuple(records))
+
+
+def _train_as(student, step: Heal, export_as) -> tuple:
+    """The backend's emulation of its rounding, applied; and what the record says about it."""
+    if export_as is None or not step.rounded:
+        return None, None
+    fmt, recipe = export_as
+    restore = backend(fmt).train_as(student, recipe)
+    return restore, f"{fmt.name}: {recipe.describe()['weights']}" if restore is not None else None
 
 
 def _layer_map(records: list[dict]) -> list[int] | None:
@@ -80,6 +109,29 @@ def _layer_map(records: list[dict]) -> list[int] | None:
         if record["step"] == "layers":
             kept = record["kept_layers"] if kept is None else [kept[i] for i in record["kept_layers"]]
     return kept
+
+
+def _hold_out(lines: list[str] | None) -> tuple[list[str], list[str] | None]:
+    """Lines kept back from the app's text to say what each step cost; nothing trains on them.
+    Every tenth, up to _CHECK_LINES, when there are at least 20."""
+    if not lines or len(lines) < 20:
+        return [], lines
+    picked = set(range(0, len(lines), 10)[:_CHECK_LINES])
+    return [lines[i] for i in sorted(picked)], [line for i, line in enumerate(lines) if i not in picked]
+
+
+def _embed(module, tokenizer, lines: list[str]):
+    if not lines:
+        return None
+    with torch.no_grad():
+        return torch.cat([_heal.pooled(module, tokenizer(lines[i:i + _BATCH], padding=True, truncation=True, max_length=128,
+                                                         return_tensors="pt")) for i in range(0, len(lines), _BATCH)])
+
+
+def _quality(before: float, reference, student, tokenizer, checks: list[str]) -> dict:
+    """Mean cosine to the teacher's embeddings of the held-back lines, before and after a step."""
+    after = torch.nn.functional.cosine_similarity(_embed(student, tokenizer, checks), reference).mean().item()
+    return {"cosine_before": round(before, 5), "cosine_after": round(after, 5), "checked_on_lines": len(checks)}
 
 
 def _batches(tokenizer, lines: list[str]) -> list[dict]:

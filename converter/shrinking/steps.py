@@ -116,7 +116,9 @@ class Heal:
     """Distil the shrunk model from the unshrunk one on the text: the student learns to match the
     teacher's sentence embeddings (cosine and mean squared error) and, with `layers`, each layer's
     pooled output that of the teacher layer it came from, for `steps` optimizer steps or
-    `seconds`, whichever comes first. Seeded; with `checkpoint`, resumable."""
+    `seconds`, whichever comes first. Seeded; with `checkpoint`, resumable. When shrink is told
+    the format and recipe it will be exported with (`export_as=`), the student trains under that
+    format's own rounding of its weights where the backend can emulate it (`rounded=False`: never)."""
 
     name: ClassVar[str] = "heal"
     needs_text: ClassVar[bool] = True
@@ -128,6 +130,7 @@ class Heal:
     seed: int = 0
     checkpoint: Path | None = None
     layers: bool = True
+    rounded: bool = True
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch", "max_tokens"):
@@ -162,9 +165,13 @@ def _count(keep: float | int, total: int, what: str) -> int:
     return max(1, round(total * keep))
 
 
+_UNLIMITED = 1 << 40
+
+
 def parse(spec: str):
     """A step from the command line's KEY=VALUE: layers=3 (or layers=0,2,5), ffn=0.5, heads=0.5,
-    vocab=FILE (or vocab=FILE:N, the N most frequent tokens), seq=128, heal=STEPS."""
+    vocab=FILE (or vocab=FILE:N, the N most frequent tokens), seq=128, heal=STEPS (or heal=600s,
+    as many steps as 600 seconds allow)."""
     key, sep, value = spec.partition("=")
     key, value = key.strip(), value.strip()
     names = {s.name: s for s in STEPS}
@@ -183,6 +190,8 @@ def parse(spec: str):
             return TrimVocab(Path(value))
         if key == "seq":
             return CapSequence(int(value))
+        if value.endswith("s"):  # a time budget: as many steps as fit
+            return Heal(steps=_UNLIMITED, seconds=float(value[:-1]))
         return Heal(steps=int(value))
     except ValueError as e:
         raise BadInput(f"--shrink {spec!r}: {value!r} is not a number ({e})") from e
