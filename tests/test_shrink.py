@@ -176,7 +176,7 @@ def test_arm64_verification_refuses_a_shrunk_artifact(bert4, text, tmp_path):
         arm64.verify(artifact.path)
 
 
-def test_refusals_name_the_problem(bert4, text, tmp_path, tiny_llama_dir):
+def test_refusals_name_the_problem(bert4, text, tmp_path, tiny_classifier_dir):
     with pytest.raises(BadInput, match="cannot keep 5 attention heads: each layer has 4"):
         shrink(bert4, PruneHeads(keep=5), text=text)
     with pytest.raises(BadInput, match="cannot keep 9 layers: the model has 4"):
@@ -195,10 +195,19 @@ def test_refusals_name_the_problem(bert4, text, tmp_path, tiny_llama_dir):
         shrink(bert4, PruneFfn())
     with pytest.raises(BadInput, match="Heal must be the last step"):
         shrink(bert4, Heal(steps=1), PruneFfn(), text=text)
-    from pocketfit.converter import Task
+    from transformers import DistilBertConfig, DistilBertModel
 
-    with pytest.raises(BadInput, match="does not know how to shrink a llama model"):
-        shrink(load(tiny_llama_dir, Task.FEATURE_EXTRACTION), DropLayers(keep=1))
+    from pocketfit.converter import Task
+    from pocketfit.converter.models import minilm_folder
+    from transformers import AutoTokenizer
+
+    distil = tmp_path / "distilbert"
+    DistilBertModel(DistilBertConfig(dim=32, hidden_dim=64, n_layers=2, n_heads=2)).save_pretrained(distil)
+    AutoTokenizer.from_pretrained(minilm_folder()).save_pretrained(distil)
+    with pytest.raises(BadInput, match="does not know how to shrink a distilbert model: it shrinks bert, llama"):
+        shrink(load(distil), DropLayers(keep=1))
+    with pytest.raises(BadInput, match="not text-classification"):
+        shrink(load(tiny_classifier_dir, Task.TEXT_CLASSIFICATION), DropLayers(keep=1))
 
 
 def test_command_line_steps_parse_and_refuse():

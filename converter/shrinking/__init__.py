@@ -15,9 +15,7 @@ import copy
 import hashlib
 from pathlib import Path
 
-import torch
-
-from pocketfit.errors import BadInput
+from pocketfit.errors import BadInput, UnsupportedCombination
 from pocketfit.progress import Progress, Silent
 
 from .. import texts as _texts
@@ -25,6 +23,7 @@ from ..backends import backend
 from ..models import Model
 from ..tasks import Task
 from . import families, heal as _heal, prune, vocab
+from .objectives import OBJECTIVES
 from .steps import STEPS, CapSequence, DropLayers, Heal, PruneFfn, PruneHeads, TrimVocab, parse
 
 __all__ = ["shrink", "parse", "DropLayers", "PruneFfn", "PruneHeads", "TrimVocab", "CapSequence", "Heal", "STEPS"]
@@ -39,8 +38,9 @@ def shrink(model: Model, *steps, text: Path | None = None, progress: Progress = 
     """A new Model with `steps` applied in order. `text` (one passage per line, the app's own)
     is what importance is measured on and what Heal trains on; TrimVocab reads its own corpus.
     `export_as=(format, recipe)`: the export to come, which a Heal trains for (its rounding)."""
-    if model.task is not Task.FEATURE_EXTRACTION:
-        raise BadInput(f"shrinking supports feature-extraction encoders for now, not {model.task.value}")
+    if model.task not in OBJECTIVES:
+        raise BadInput(f"shrinking supports feature-extraction encoders and text-generation decoders, not {model.task.value}")
+    objective = OBJECTIVES[model.task]
     unknown = [s for s in steps if type(s) not in STEPS]
     if unknown:
         raise BadInput(f"not a shrink step: {unknown[0]!r} (the steps are {', '.join(s.__name__ for s in STEPS)})")
@@ -57,36 +57,40 @@ def shrink(model: Model, *steps, text: Path | None = None, progress: Progress = 
     tokenizer = copy.deepcopy(model.tokenizer)
     records = list(model.shrunk)
     checks, lines = _hold_out(lines)
-    reference = _embed(model.module, model.tokenizer, checks)
-    cosine = 1.0
+    reference = objective.reference(model.module, model.tokenizer, checks) if checks else None
+    quality = objective.best if objective.best is not None else reference  # where the scale starts: the teacher
     for step in steps:
         with progress.step(_label(step)):
             if isinstance(step, DropLayers):
                 record = prune.drop_layers(student, family, step)
             elif isinstance(step, PruneFfn):
-                record = prune.prune_ffn(student, family, step, _batches(tokenizer, lines))
+                record = prune.prune_ffn(student, family, step, _batches(objective, tokenizer, lines))
             elif isinstance(step, PruneHeads):
-                record = prune.prune_heads(student, family, step, _batches(tokenizer, lines))
+                record = prune.prune_heads(student, family, step, _batches(objective, tokenizer, lines), objective.importance)
             elif isinstance(step, CapSequence):
                 record = prune.cap_sequence(student, family, step, tokenizer)
             elif isinstance(step, TrimVocab):
                 corpus = _texts.lines(step.corpus, "vocabulary corpus")
+                if model.task is not Task.FEATURE_EXTRACTION:  # KL needs the teacher's and student's ids to agree
+                    raise UnsupportedCombination("vocabulary trimming is for encoders for now: a decoder's heal compares "
+                                                 "next-token distributions over the teacher's vocabulary")
                 tokenizer, record = vocab.trim(student, family, step, tokenizer, corpus)
                 record |= {"corpus": str(step.corpus), "corpus_sha256": _sha256(step.corpus), "corpus_lines": len(corpus)}
             else:
                 restore, rounding = _train_as(student, step, export_as)
                 try:
                     record = _heal.heal(student, model.module, tokenizer, model.tokenizer, lines, step, progress,
-                                        _layer_map(records[len(model.shrunk):]))
+                                        _layer_map(records[len(model.shrunk):]), objective)
                     record |= {"rounding": rounding, "text_sha256": _sha256(text)}
                     if reference is not None:  # judged as it will be exported: under the rounding it trained for
-                        record |= _quality(cosine, reference, student, tokenizer, checks)
+                        record |= _quality(objective, quality, reference, student, tokenizer, checks)
                 finally:
                     if restore is not None:
                         restore()
-            if reference is not None and "cosine_after" not in record:
-                record |= _quality(cosine, reference, student, tokenizer, checks)
-            cosine = record.get("cosine_after", cosine)
+            after = f"{objective.metric}_after"
+            if reference is not None and after not in record:
+                record |= _quality(objective, quality, reference, student, tokenizer, checks)
+            quality = record.get(after, quality)
             records.append(record)
     for p in student.parameters():
         p.requires_grad_(False)
@@ -120,24 +124,16 @@ def _hold_out(lines: list[str] | None) -> tuple[list[str], list[str] | None]:
     return [lines[i] for i in sorted(picked)], [line for i, line in enumerate(lines) if i not in picked]
 
 
-def _embed(module, tokenizer, lines: list[str]):
-    if not lines:
-        return None
-    with torch.no_grad():
-        return torch.cat([_heal.pooled(module, tokenizer(lines[i:i + _BATCH], padding=True, truncation=True, max_length=128,
-                                                         return_tensors="pt")) for i in range(0, len(lines), _BATCH)])
+def _quality(objective, before: float, reference, student, tokenizer, checks: list[str]) -> dict:
+    """The objective's measure against the teacher on the held-back lines, before and after a step."""
+    after = objective.judge(reference, student, tokenizer, checks)
+    name = objective.metric
+    return {f"{name}_before": round(before, 5), f"{name}_after": round(after, 5), "checked_on_lines": len(checks)}
 
 
-def _quality(before: float, reference, student, tokenizer, checks: list[str]) -> dict:
-    """Mean cosine to the teacher's embeddings of the held-back lines, before and after a step."""
-    after = torch.nn.functional.cosine_similarity(_embed(student, tokenizer, checks), reference).mean().item()
-    return {"cosine_before": round(before, 5), "cosine_after": round(after, 5), "checked_on_lines": len(checks)}
-
-
-def _batches(tokenizer, lines: list[str]) -> list[dict]:
+def _batches(objective, tokenizer, lines: list[str]) -> list[dict]:
     picked = lines[:_IMPORTANCE_TEXTS]
-    return [tokenizer(picked[i:i + _BATCH], padding=True, truncation=True, max_length=128, return_tensors="pt")
-            for i in range(0, len(picked), _BATCH)]
+    return [objective.encode(tokenizer, picked[i:i + _BATCH]) for i in range(0, len(picked), _BATCH)]
 
 
 def _label(step) -> str:

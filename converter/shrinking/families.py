@@ -5,6 +5,7 @@ Module paths are relative to the loaded module (a transformers AutoModel); layer
 relative to one layer of `layers`.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from pocketfit.errors import BadInput
@@ -25,6 +26,9 @@ class Family:
     position_offset: int = 0  # RoBERTa numbers positions from padding_idx + 1
     shared_head_bias: str | None = None  # a per-head table all layers share (MPNet's relative bias)
     tokenizer: str = "wordpiece"
+    ffn_gate: str | None = None  # gated FFNs: the second Linear hidden -> intermediate (its rows cut with ffn_in's)
+    grouped_kv: bool = False  # keys and values have config.num_key_value_heads heads, each shared by a group
+    output_embeddings: str | None = None  # a decoder's LM head: its rows are the vocabulary too
 
 
 _BERT = Family(
@@ -34,8 +38,19 @@ _BERT = Family(
     word_embeddings="embeddings.word_embeddings", position_embeddings="embeddings.position_embeddings",
 )
 
+# Llama-style decoders (RoPE, so no position table; gated FFN; grouped-query attention).
+_LLAMA = Family(
+    layers="model.layers", ffn_in="mlp.up_proj", ffn_gate="mlp.gate_proj", ffn_out="mlp.down_proj",
+    query="self_attn.q_proj", key="self_attn.k_proj", value="self_attn.v_proj", attention_out="self_attn.o_proj",
+    attention="self_attn", word_embeddings="model.embed_tokens", position_embeddings=None, grouped_kv=True,
+    output_embeddings="lm_head",
+)
+
 FAMILIES = {
     "bert": _BERT,
+    "roberta": dataclasses.replace(_BERT, position_offset=2, tokenizer="bpe"),  # positions from padding_idx + 1
+    "llama": _LLAMA,
+    "qwen2": _LLAMA,
     "mpnet": Family(
         layers="encoder.layer", ffn_in="intermediate.dense", ffn_out="output.dense",
         query="attention.attn.q", key="attention.attn.k", value="attention.attn.v",
@@ -50,7 +65,7 @@ def of(module) -> Family:
     kind = getattr(getattr(module, "config", None), "model_type", None)
     if kind not in FAMILIES:
         raise BadInput(f"pocketfit does not know how to shrink a {kind or type(module).__name__} model: "
-                       f"it shrinks {', '.join(sorted(FAMILIES))} encoders")
+                       f"it shrinks {', '.join(sorted(FAMILIES))} models")
     return FAMILIES[kind]
 
 

@@ -18,13 +18,8 @@ import torch
 from pocketfit.errors import BadInput
 from pocketfit.progress import Progress
 
+from .objectives import Embedding, pooled  # noqa: F401 - pooled: the benchmark's too
 from .steps import Heal
-
-
-def pooled(module, batch: dict) -> torch.Tensor:
-    hidden = module(**batch).last_hidden_state
-    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
 def _pooled_layers(module, batch: dict) -> torch.Tensor:
@@ -35,8 +30,10 @@ def _pooled_layers(module, batch: dict) -> torch.Tensor:
 
 
 def heal(student, teacher, student_tokenizer, teacher_tokenizer, texts: list[str], step: Heal, progress: Progress,
-         layer_map: list[int] | None = None) -> dict:
-    """`layer_map[i]`: the teacher layer student layer i was kept from (all of them, by default)."""
+         layer_map: list[int] | None = None, objective=Embedding()) -> dict:
+    """`layer_map[i]`: the teacher layer student layer i was kept from (all of them, by default).
+    Encoders match pooled embeddings; decoders (objective NextToken) the teacher's next-token
+    distribution (KL) and, with `step.layers`, each kept layer's hidden states token by token."""
     if len(texts) < step.batch:
         raise BadInput(f"healing needs at least {step.batch} lines of text (one batch); the text has {len(texts)}")
     torch.manual_seed(step.seed)
@@ -63,14 +60,18 @@ def heal(student, teacher, student_tokenizer, teacher_tokenizer, texts: list[str
         if step.seconds is not None and time.perf_counter() - start > step.seconds:
             break
         picked = random.Random(step.seed * 1_000_003 + s).sample(range(len(texts)), step.batch)
-        batch = student_tokenizer([texts[i] for i in picked], padding=True, truncation=True, max_length=step.max_tokens,
-                                  return_tensors="pt")
-        want = target(picked)[:, chosen]
-        got_layers = _pooled_layers(student, batch)
-        got, final = got_layers[:, -1], want[:, -1]
-        loss = (1 - torch.nn.functional.cosine_similarity(got, final)).mean() + torch.nn.functional.mse_loss(got, final)
-        if step.layers and got_layers.shape[1] > 2:  # the embeddings and the layers below the last
-            loss = loss + torch.nn.functional.mse_loss(got_layers[:, :-1], want[:, :-1])
+        if isinstance(objective, Embedding):
+            batch = student_tokenizer([texts[i] for i in picked], padding=True, truncation=True, max_length=step.max_tokens,
+                                      return_tensors="pt")
+            want = target(picked)[:, chosen]
+            got_layers = _pooled_layers(student, batch)
+            got, final = got_layers[:, -1], want[:, -1]
+            loss = (1 - torch.nn.functional.cosine_similarity(got, final)).mean() + torch.nn.functional.mse_loss(got, final)
+            if step.layers and got_layers.shape[1] > 2:  # the embeddings and the layers below the last
+                loss = loss + torch.nn.functional.mse_loss(got_layers[:, :-1], want[:, :-1])
+        else:
+            loss = _next_token_loss(student, teacher, objective.encode(student_tokenizer, [texts[i] for i in picked],
+                                                                       step.max_tokens), chosen, step.layers)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -88,6 +89,25 @@ def heal(student, teacher, student_tokenizer, teacher_tokenizer, texts: list[str
     return {"step": step.name, "steps": done, "resumed_at": start_step, "seconds": round(time.perf_counter() - start, 1),
             "texts": len(texts), "batch": step.batch, "learning_rate": step.learning_rate, "seed": step.seed,
             "loss_first": round(losses[0], 5) if losses else None, "loss_last": round(losses[-1], 5) if losses else None}
+
+
+def _next_token_loss(student, teacher, batch: dict, chosen: torch.Tensor, layers: bool) -> torch.Tensor:
+    """KL from the teacher's next-token distribution at every real token (as Minitron heals),
+    plus the kept layers' hidden states against the teacher layers they came from. The teacher
+    runs every step: a cache of its logits would be vocabulary-sized per token."""
+    with torch.no_grad():
+        out = teacher(**batch, output_hidden_states=layers)
+    got = student(**batch, output_hidden_states=layers)
+    mask = batch["attention_mask"].to(got.logits.dtype)
+    kl = torch.nn.functional.kl_div(torch.log_softmax(got.logits, -1), torch.log_softmax(out.logits, -1),
+                                    log_target=True, reduction="none").sum(-1)
+    loss = (kl * mask).sum() / mask.sum().clamp(min=1)
+    if layers and len(got.hidden_states) > 2:
+        want = torch.stack(out.hidden_states)[chosen[:-1]]  # the embeddings and the layers below the last
+        have = torch.stack(got.hidden_states[:-1])
+        err = ((have - want) ** 2).mean(-1) / (want ** 2).mean(-1).clamp(min=1e-6)  # relative: decoder norms grow by layer
+        loss = loss + (err * mask).sum() / (mask.sum().clamp(min=1) * err.shape[0])
+    return loss
 
 
 def _resume(path: Path | None, student, optimizer) -> tuple[int, list[float]]:

@@ -13,7 +13,14 @@ def drop_layers(module, family: Family, step: DropLayers) -> dict:
     layers = get(module, family.layers)
     keep = step.chosen(len(layers))
     put(module, family.layers, torch.nn.ModuleList([layers[i] for i in keep]))
-    module.config.num_hidden_layers = len(keep)
+    for new, i in enumerate(keep):  # a decoder's layers index the KV cache by their own number
+        attention = get(layers[i], family.attention)
+        if hasattr(attention, "layer_idx"):
+            attention.layer_idx = new
+    config = module.config
+    if isinstance(getattr(config, "layer_types", None), list) and len(config.layer_types) == len(layers):
+        config.layer_types = [config.layer_types[i] for i in keep]  # per-layer attention kinds (sliding windows)
+    config.num_hidden_layers = len(keep)
     return {"step": step.name, "kept_layers": list(keep), "removed_layers": [i for i in range(len(layers)) if i not in keep]}
 
 
@@ -25,14 +32,13 @@ def prune_ffn(module, family: Family, step: PruneFfn, batches: list[dict]) -> di
     state = {"mask": None, "tokens": 0}
 
     def hook(i):
-        def record(_module, _inputs, output):
-            mask = state["mask"].unsqueeze(-1).to(output.dtype)  # padding is not the text
-            activation[i] += (output.abs() * mask).sum(dim=(0, 1)).double()
+        def record(_module, inputs):
+            mask = state["mask"].unsqueeze(-1).to(inputs[0].dtype)  # padding is not the text
+            activation[i] += (inputs[0].abs() * mask).sum(dim=(0, 1)).double()
         return record
 
-    # The activated FFN output: the module holding ffn_in also applies the activation.
-    owners = [get(layer, family.ffn_in.rpartition(".")[0]) for layer in layers]
-    handles = [owner.register_forward_hook(hook(i)) for i, owner in enumerate(owners)]
+    # What the down-projection reads: the activated FFN (times the gate, in gated FFNs).
+    handles = [get(layer, family.ffn_out).register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
     try:
         with torch.no_grad():
             for batch in batches:
@@ -46,22 +52,33 @@ def prune_ffn(module, family: Family, step: PruneFfn, batches: list[dict]) -> di
         out = get(layer, family.ffn_out)
         score = activation[i] / max(state["tokens"], 1) * out.weight.detach().double().norm(dim=0)
         keep = torch.sort(torch.topk(score, count).indices).values
-        put(layer, family.ffn_in, _linear(get(layer, family.ffn_in), rows=keep))
+        for path in filter(None, (family.ffn_in, family.ffn_gate)):
+            put(layer, path, _linear(get(layer, path), rows=keep))
         put(layer, family.ffn_out, _linear(out, cols=keep))
     module.config.intermediate_size = count
     return {"step": step.name, "ffn_neurons": {"before": total, "after": count}, "tokens_scored": state["tokens"]}
 
 
-def prune_heads(module, family: Family, step: PruneHeads, batches: list[dict]) -> dict:
+def prune_heads(module, family: Family, step: PruneHeads, batches: list[dict], objective) -> dict:
     """First-order importance of each head: |z_h · dL/dz_h| summed over the text, where z_h is the
-    head's slice of the attention output and L the squared norm of the pooled embedding."""
+    head's slice of the attention output and L the task's objective (`objective(module, batch)`:
+    the squared norm of the pooled embedding, or the next-token loss). With grouped-query
+    attention, a key/value head and the query heads that share it go or stay together: the
+    step's count is of those groups."""
     layers = get(module, family.layers)
-    attention = get(layers[0], family.attention)
-    heads, size = attention.num_attention_heads, attention.attention_head_size
-    count = step.count(heads)
-    if family.shared_head_bias is not None and count != heads:
+    config = module.config
+    if family.grouped_kv:
+        heads, groups = config.num_attention_heads, config.num_key_value_heads
+        size = get(layers[0], family.query).out_features // heads
+    else:  # the module, not the config, knows a count an earlier PruneHeads left
+        attention = get(layers[0], family.attention)
+        heads, size = attention.num_attention_heads, attention.attention_head_size
+        groups = heads
+    per_group = heads // groups
+    count = step.count(groups)
+    if family.shared_head_bias is not None and count != groups:
         raise _unsupported(module, "attention heads", "its layers share one per-head relative position table")
-    scores = [torch.zeros(heads, dtype=torch.float64) for _ in layers]
+    scores = [torch.zeros(groups, dtype=torch.float64) for _ in layers]
     captured: dict[int, torch.Tensor] = {}
 
     def pre(i):
@@ -74,12 +91,9 @@ def prune_heads(module, family: Family, step: PruneHeads, batches: list[dict]) -
     try:
         for batch in batches:
             module.zero_grad(set_to_none=True)
-            hidden = module(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            (pooled ** 2).sum().backward()
+            objective(module, batch).backward()
             for i, z in captured.items():
-                taylor = (z * z.grad).reshape(*z.shape[:-1], heads, size).sum(-1)  # batch, seq, heads
+                taylor = (z * z.grad).reshape(*z.shape[:-1], groups, per_group * size).sum(-1)  # batch, seq, groups
                 scores[i] += taylor.abs().sum(dim=(0, 1)).double().detach()
     finally:
         for handle in handles:
@@ -87,21 +101,37 @@ def prune_heads(module, family: Family, step: PruneHeads, batches: list[dict]) -
         module.zero_grad(set_to_none=True)
     kept = []
     for i, layer in enumerate(layers):
-        keep_heads = torch.sort(torch.topk(scores[i], count).indices).values
-        rows = torch.cat([torch.arange(h * size, (h + 1) * size) for h in keep_heads.tolist()])
-        for path in (family.query, family.key, family.value):
-            put(layer, path, _linear(get(layer, path), rows=rows))
-        put(layer, family.attention_out, _linear(get(layer, family.attention_out), cols=rows))
+        keep = torch.sort(torch.topk(scores[i], count).indices).values.tolist()
+        # Query heads of group g are g*per_group ... (g+1)*per_group - 1 (transformers' repeat_kv).
+        query_rows = torch.cat([torch.arange(g * per_group * size, (g + 1) * per_group * size) for g in keep])
+        kv_rows = torch.cat([torch.arange(g * size, (g + 1) * size) for g in keep]) if family.grouped_kv else query_rows
+        put(layer, family.query, _linear(get(layer, family.query), rows=query_rows))
+        for path in (family.key, family.value):
+            put(layer, path, _linear(get(layer, path), rows=kv_rows))
+        put(layer, family.attention_out, _linear(get(layer, family.attention_out), cols=query_rows))
         owner = get(layer, family.attention)
-        owner.num_attention_heads, owner.all_head_size = count, count * size
-        kept.append(keep_heads.tolist())
-    # transformers' configs derive the head size from hidden_size / heads, so they cannot say
-    # "fewer heads of the same size": the modules carry it, and the config records it here.
-    module.config.pocketfit_attention_heads = count
+        if hasattr(owner, "all_head_size"):
+            owner.num_attention_heads, owner.all_head_size = count, count * size
+        kept.append(keep)
+    if family.grouped_kv:  # the config can say it: head_dim is its own key
+        config.head_dim = size
+        config.num_attention_heads, config.num_key_value_heads = count * per_group, count
+        return {"step": step.name, "heads": {"before": heads, "after": count * per_group},
+                "kv_groups": {"before": groups, "after": count}, "kept_groups": kept}
+    # transformers' encoder configs derive the head size from hidden_size / heads, so they cannot
+    # say "fewer heads of the same size": the modules carry it, and the config records it here.
+    config.pocketfit_attention_heads = count
     return {"step": step.name, "heads": {"before": heads, "after": count}, "kept_heads": kept}
 
 
 def cap_sequence(module, family: Family, step: CapSequence, tokenizer) -> dict:
+    if family.position_embeddings is None:  # rotary positions: nothing stored, only the limit changes
+        before = module.config.max_position_embeddings
+        if step.tokens > before:
+            raise _unsupported(module, f"a {step.tokens}-token cap", f"it has only {before} positions")
+        module.config.max_position_embeddings = step.tokens
+        tokenizer.model_max_length = step.tokens
+        return {"step": step.name, "positions": {"before": before, "after": step.tokens}}
     table = get(module, family.position_embeddings)
     rows = step.tokens + family.position_offset
     if rows > table.num_embeddings:
