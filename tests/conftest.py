@@ -81,6 +81,18 @@ def make_tiny_llama(folder: Path) -> Path:
     return folder
 
 
+def make_tiny_gpt2(folder: Path) -> Path:
+    """A 2-layer GPT-2 decoder (Conv1D layers, fused query-key-value) with random weights."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=30522, n_embd=64, n_layer=2, n_head=4, n_positions=256, bos_token_id=101, eos_token_id=102)
+    GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    _tokenizer().save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
@@ -94,6 +106,11 @@ def tiny_classifier_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory) -> Path:
     return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory) -> Path:
+    return make_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
 
 
 @pytest.fixture(scope="session")

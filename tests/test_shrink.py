@@ -204,7 +204,7 @@ def test_refusals_name_the_problem(bert4, text, tmp_path, tiny_classifier_dir):
     distil = tmp_path / "distilbert"
     DistilBertModel(DistilBertConfig(dim=32, hidden_dim=64, n_layers=2, n_heads=2)).save_pretrained(distil)
     AutoTokenizer.from_pretrained(minilm_folder()).save_pretrained(distil)
-    with pytest.raises(BadInput, match="does not know how to shrink a distilbert model: it shrinks bert, llama"):
+    with pytest.raises(BadInput, match="does not know how to shrink a distilbert model: it shrinks bert, gpt2, llama"):
         shrink(load(distil), DropLayers(keep=1))
     with pytest.raises(BadInput, match="not text-classification"):
         shrink(load(tiny_classifier_dir, Task.TEXT_CLASSIFICATION), DropLayers(keep=1))

@@ -15,13 +15,12 @@ import copy
 import hashlib
 from pathlib import Path
 
-from pocketfit.errors import BadInput, UnsupportedCombination
+from pocketfit.errors import BadInput
 from pocketfit.progress import Progress, Silent
 
 from .. import texts as _texts
 from ..backends import backend
 from ..models import Model
-from ..tasks import Task
 from . import families, heal as _heal, prune, vocab
 from .objectives import OBJECTIVES
 from .steps import STEPS, CapSequence, DropLayers, Heal, PruneFfn, PruneHeads, TrimVocab, parse
@@ -71,9 +70,6 @@ def shrink(model: Model, *steps, text: Path | None = None, progress: Progress = 
                 record = prune.cap_sequence(student, family, step, tokenizer)
             elif isinstance(step, TrimVocab):
                 corpus = _texts.lines(step.corpus, "vocabulary corpus")
-                if model.task is not Task.FEATURE_EXTRACTION:  # KL needs the teacher's and student's ids to agree
-                    raise UnsupportedCombination("vocabulary trimming is for encoders for now: a decoder's heal compares "
-                                                 "next-token distributions over the teacher's vocabulary")
                 tokenizer, record = vocab.trim(student, family, step, tokenizer, corpus)
                 record |= {"corpus": str(step.corpus), "corpus_sha256": _sha256(step.corpus), "corpus_lines": len(corpus)}
             else:

@@ -25,10 +25,11 @@ class Family:
     position_embeddings: str | None
     position_offset: int = 0  # RoBERTa numbers positions from padding_idx + 1
     shared_head_bias: str | None = None  # a per-head table all layers share (MPNet's relative bias)
-    tokenizer: str = "wordpiece"
     ffn_gate: str | None = None  # gated FFNs: the second Linear hidden -> intermediate (its rows cut with ffn_in's)
     grouped_kv: bool = False  # keys and values have config.num_key_value_heads heads, each shared by a group
     output_embeddings: str | None = None  # a decoder's LM head: its rows are the vocabulary too
+    fused_qkv: bool = False  # query, key and value are one layer (query, key, value name it), its outputs [q | k | v]
+    ffn_size: str = "intermediate_size"  # the config key that says the FFN's width
 
 
 _BERT = Family(
@@ -46,9 +47,18 @@ _LLAMA = Family(
     output_embeddings="lm_head",
 )
 
+# GPT-2: Conv1D layers (weights stored in x out), one fused query-key-value layer, learned
+# positions, and a head size the config derives from n_embd / n_head.
+_GPT2 = Family(
+    layers="transformer.h", ffn_in="mlp.c_fc", ffn_out="mlp.c_proj", query="attn.c_attn", key="attn.c_attn",
+    value="attn.c_attn", attention_out="attn.c_proj", attention="attn", word_embeddings="transformer.wte",
+    position_embeddings="transformer.wpe", output_embeddings="lm_head", fused_qkv=True, ffn_size="n_inner",
+)
+
 FAMILIES = {
     "bert": _BERT,
-    "roberta": dataclasses.replace(_BERT, position_offset=2, tokenizer="bpe"),  # positions from padding_idx + 1
+    "roberta": dataclasses.replace(_BERT, position_offset=2),  # positions from padding_idx + 1
+    "gpt2": _GPT2,
     "llama": _LLAMA,
     "qwen2": _LLAMA,
     "mpnet": Family(

@@ -20,6 +20,7 @@ from pocketfit.progress import Progress
 
 from .objectives import Embedding, pooled  # noqa: F401 - pooled: the benchmark's too
 from .steps import Heal
+from .vocab import teacher_ids
 
 
 def _pooled_layers(module, batch: dict) -> torch.Tensor:
@@ -48,6 +49,9 @@ def heal(student, teacher, student_tokenizer, teacher_tokenizer, texts: list[str
                 targets.update(zip(missing, _pooled_layers(teacher, batch)))
         return torch.stack([targets[i] for i in picked])
 
+    # A trimmed vocabulary: the teacher reads the student's tokens by its own ids, and its
+    # next-token distribution is taken over the tokens the student kept.
+    mapping = None if isinstance(objective, Embedding) else teacher_ids(student_tokenizer, teacher_tokenizer)
     layer_map = list(range(student.config.num_hidden_layers)) if layer_map is None else layer_map
     chosen = torch.tensor([0] + [t + 1 for t in layer_map])  # hidden_states[0] is the embeddings
     # Dropout off: a short heal on little text converges better without it, and stays deterministic.
@@ -71,7 +75,7 @@ def heal(student, teacher, student_tokenizer, teacher_tokenizer, texts: list[str
                 loss = loss + torch.nn.functional.mse_loss(got_layers[:, :-1], want[:, :-1])
         else:
             loss = _next_token_loss(student, teacher, objective.encode(student_tokenizer, [texts[i] for i in picked],
-                                                                       step.max_tokens), chosen, step.layers)
+                                                                       step.max_tokens), chosen, step.layers, mapping)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -91,15 +95,22 @@ def heal(student, teacher, student_tokenizer, teacher_tokenizer, texts: list[str
             "loss_first": round(losses[0], 5) if losses else None, "loss_last": round(losses[-1], 5) if losses else None}
 
 
-def _next_token_loss(student, teacher, batch: dict, chosen: torch.Tensor, layers: bool) -> torch.Tensor:
+def _next_token_loss(student, teacher, batch: dict, chosen: torch.Tensor, layers: bool,
+                     mapping: torch.Tensor | None = None) -> torch.Tensor:
     """KL from the teacher's next-token distribution at every real token (as Minitron heals),
     plus the kept layers' hidden states against the teacher layers they came from. The teacher
-    runs every step: a cache of its logits would be vocabulary-sized per token."""
+    runs every step: a cache of its logits would be vocabulary-sized per token. `mapping`: the
+    teacher's id of each student token, when the vocabulary was trimmed."""
     with torch.no_grad():
-        out = teacher(**batch, output_hidden_states=layers)
+        if mapping is None:
+            out = teacher(**batch, output_hidden_states=layers)
+            want = out.logits
+        else:
+            out = teacher(**(batch | {"input_ids": mapping[batch["input_ids"]]}), output_hidden_states=layers)
+            want = out.logits[..., mapping]
     got = student(**batch, output_hidden_states=layers)
     mask = batch["attention_mask"].to(got.logits.dtype)
-    kl = torch.nn.functional.kl_div(torch.log_softmax(got.logits, -1), torch.log_softmax(out.logits, -1),
+    kl = torch.nn.functional.kl_div(torch.log_softmax(got.logits, -1), torch.log_softmax(want, -1),
                                     log_target=True, reduction="none").sum(-1)
     loss = (kl * mask).sum() / mask.sum().clamp(min=1)
     if layers and len(got.hidden_states) > 2:

@@ -26,7 +26,7 @@ def drop_layers(module, family: Family, step: DropLayers) -> dict:
 
 def prune_ffn(module, family: Family, step: PruneFfn, batches: list[dict]) -> dict:
     layers = get(module, family.layers)
-    total = get(layers[0], family.ffn_in).out_features
+    total = _outputs(get(layers[0], family.ffn_in))
     count = step.count(total)
     activation = [torch.zeros(total, dtype=torch.float64) for _ in layers]
     state = {"mask": None, "tokens": 0}
@@ -50,12 +50,12 @@ def prune_ffn(module, family: Family, step: PruneFfn, batches: list[dict]) -> di
             handle.remove()
     for i, layer in enumerate(layers):
         out = get(layer, family.ffn_out)
-        score = activation[i] / max(state["tokens"], 1) * out.weight.detach().double().norm(dim=0)
+        score = activation[i] / max(state["tokens"], 1) * _input_norms(out)
         keep = torch.sort(torch.topk(score, count).indices).values
         for path in filter(None, (family.ffn_in, family.ffn_gate)):
-            put(layer, path, _linear(get(layer, path), rows=keep))
-        put(layer, family.ffn_out, _linear(out, cols=keep))
-    module.config.intermediate_size = count
+            put(layer, path, _cut(get(layer, path), outputs=keep))
+        put(layer, family.ffn_out, _cut(out, inputs=keep))
+    setattr(module.config, family.ffn_size, count)
     return {"step": step.name, "ffn_neurons": {"before": total, "after": count}, "tokens_scored": state["tokens"]}
 
 
@@ -71,8 +71,7 @@ def prune_heads(module, family: Family, step: PruneHeads, batches: list[dict], o
         heads, groups = config.num_attention_heads, config.num_key_value_heads
         size = get(layers[0], family.query).out_features // heads
     else:  # the module, not the config, knows a count an earlier PruneHeads left
-        attention = get(layers[0], family.attention)
-        heads, size = attention.num_attention_heads, attention.attention_head_size
+        heads, size = _head_count(get(layers[0], family.attention))
         groups = heads
     per_group = heads // groups
     count = step.count(groups)
@@ -105,13 +104,15 @@ def prune_heads(module, family: Family, step: PruneHeads, batches: list[dict], o
         # Query heads of group g are g*per_group ... (g+1)*per_group - 1 (transformers' repeat_kv).
         query_rows = torch.cat([torch.arange(g * per_group * size, (g + 1) * per_group * size) for g in keep])
         kv_rows = torch.cat([torch.arange(g * size, (g + 1) * size) for g in keep]) if family.grouped_kv else query_rows
-        put(layer, family.query, _linear(get(layer, family.query), rows=query_rows))
-        for path in (family.key, family.value):
-            put(layer, path, _linear(get(layer, path), rows=kv_rows))
-        put(layer, family.attention_out, _linear(get(layer, family.attention_out), cols=query_rows))
-        owner = get(layer, family.attention)
-        if hasattr(owner, "all_head_size"):
-            owner.num_attention_heads, owner.all_head_size = count, count * size
+        if family.fused_qkv:  # one layer's outputs are [q | k | v], each heads * size wide
+            width = heads * size
+            put(layer, family.query, _cut(get(layer, family.query), outputs=torch.cat([query_rows + k * width for k in range(3)])))
+        else:
+            put(layer, family.query, _cut(get(layer, family.query), outputs=query_rows))
+            for path in (family.key, family.value):
+                put(layer, path, _cut(get(layer, path), outputs=kv_rows))
+        put(layer, family.attention_out, _cut(get(layer, family.attention_out), inputs=query_rows))
+        _set_head_count(get(layer, family.attention), count, size)
         kept.append(keep)
     if family.grouped_kv:  # the config can say it: head_dim is its own key
         config.head_dim = size
@@ -150,16 +151,48 @@ def cap_sequence(module, family: Family, step: CapSequence, tokenizer) -> dict:
     return {"step": step.name, "positions": {"before": before - family.position_offset, "after": step.tokens}}
 
 
-def _linear(old: torch.nn.Linear, rows=None, cols=None) -> torch.nn.Linear:
-    weight = old.weight.data
-    if rows is not None:
-        weight = weight[rows]
-    if cols is not None:
-        weight = weight[:, cols]
-    new = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=old.bias is not None)
-    new.weight.data.copy_(weight)
-    if old.bias is not None:
-        new.bias.data.copy_(old.bias.data[rows] if rows is not None else old.bias.data)
+def _head_count(attention) -> tuple[int, int]:
+    """(heads, head size) as the attention module holds them: BERT's names, or GPT-2's."""
+    if hasattr(attention, "attention_head_size"):
+        return attention.num_attention_heads, attention.attention_head_size
+    return attention.num_heads, attention.head_dim
+
+
+def _set_head_count(attention, count: int, size: int) -> None:
+    if hasattr(attention, "all_head_size"):
+        attention.num_attention_heads, attention.all_head_size = count, count * size
+    elif hasattr(attention, "split_size"):  # GPT-2 splits its fused output at split_size
+        attention.num_heads, attention.split_size = count, count * size
+
+
+def _outputs(layer) -> int:
+    return layer.out_features if isinstance(layer, torch.nn.Linear) else layer.nf
+
+
+def _input_norms(layer) -> torch.Tensor:
+    """The norm of the weights each input feeds: a Linear's columns, a Conv1D's rows."""
+    weight = layer.weight.detach().double()
+    return weight.norm(dim=0) if isinstance(layer, torch.nn.Linear) else weight.norm(dim=1)
+
+
+def _cut(old, outputs=None, inputs=None):
+    """`old` (a Linear, or GPT-2's Conv1D, whose weight is stored inputs x outputs) keeping only
+    the `outputs` and `inputs` given."""
+    linear = isinstance(old, torch.nn.Linear)
+    weight = old.weight.data if linear else old.weight.data.t()  # outputs x inputs either way
+    if outputs is not None:
+        weight = weight[outputs]
+    if inputs is not None:
+        weight = weight[:, inputs]
+    bias = None if old.bias is None else (old.bias.data[outputs] if outputs is not None else old.bias.data)
+    if linear:
+        new = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+        new.weight.data.copy_(weight)
+    else:
+        new = type(old)(weight.shape[0], weight.shape[1])
+        new.weight.data.copy_(weight.t())
+    if bias is not None:
+        new.bias.data.copy_(bias)
     return new
 
 

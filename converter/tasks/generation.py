@@ -35,11 +35,13 @@ FLOORS = {
 
 
 def geometry(config, max_context: int) -> KvCache:
-    heads = config.num_attention_heads
+    # A config that derives the head size from hidden_size / heads (GPT-2) cannot say "fewer heads
+    # of the same size": head pruning records the count it left in pocketfit_attention_heads.
+    heads = getattr(config, "pocketfit_attention_heads", None) or config.num_attention_heads
     return KvCache(
         layers=config.num_hidden_layers,
         kv_heads=getattr(config, "num_key_value_heads", None) or heads,
-        head_dim=getattr(config, "head_dim", None) or config.hidden_size // heads,
+        head_dim=getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads,
         max_context=max_context,
     )
 
