@@ -81,6 +81,22 @@ def make_tiny_llama(folder: Path) -> Path:
     return folder
 
 
+def byte_level_bpe(lines: list[str], specials: list[str], processor=None, **tokens):
+    """A byte-level BPE tokenizer (GPT-2's, RoBERTa's, SmolLM2's kind) trained here on `lines`,
+    with `specials` first: no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=700, special_tokens=specials,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    if processor is not None:
+        bpe.post_processor = processor(bpe)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, **tokens)
+
+
 def make_tiny_gpt2(folder: Path) -> Path:
     """A 2-layer GPT-2 decoder (Conv1D layers, fused query-key-value) with random weights."""
     import torch

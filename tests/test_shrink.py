@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from pocketfit.converter import (CapSequence, DropLayers, Heal, PruneFfn, PruneHeads, TrimVocab, export, load, shrink,
+from pocketfit.converter import (CapSequence, DropLayers, Heal, NoQuant, Onnx, PruneFfn, PruneHeads, TrimVocab, export, load, shrink,
                                  texts)
 from pocketfit.converter.shrinking import heal, parse, vocab
 from pocketfit.errors import BadInput
@@ -112,6 +112,38 @@ def test_trimmed_vocabulary_reads_its_corpus_as_before_with_new_ids(bert4, text)
     assert vocab.coverage(bert4.tokenizer, spelled.tokenizer, held)["unk_rate"] == 0
     top = shrink(bert4, TrimVocab(text, characters=False, max_tokens=50)).shrunk[0]
     assert top["kept_from_corpus"] == 50 and top["tokens"]["after"] == 50 + len(set(bert4.tokenizer.all_special_ids))
+
+
+def test_roberta_shrinks_with_its_position_offset_and_byte_level_vocabulary(text, tmp_path):
+    from tokenizers import processors
+    from transformers import RobertaConfig, RobertaModel
+
+    from conftest import byte_level_bpe
+
+    lines = texts.lines(text, "text")
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tokenizer = byte_level_bpe(lines, specials, lambda bpe: processors.RobertaProcessing(("</s>", 2), ("<s>", 0)),
+                               bos_token="<s>", pad_token="<pad>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+                               unk_token="<unk>", mask_token="<mask>")
+    torch.manual_seed(0)
+    RobertaModel(RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=64, max_position_embeddings=130, pad_token_id=1)).eval().save_pretrained(tmp_path / "r")
+    tokenizer.save_pretrained(tmp_path / "r")
+    roberta = load(tmp_path / "r")
+    capped = shrink(roberta, CapSequence(64))  # 64 positions after padding_idx + 1
+    assert capped.module.embeddings.position_embeddings.num_embeddings == 66
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines[:10]) + "\n")
+    small = shrink(roberta, TrimVocab(corpus), DropLayers(keep=1), PruneFfn(keep=0.5), PruneHeads(keep=1), CapSequence(64),
+                   text=text)
+    assert small.module.config.vocab_size < len(tokenizer) and small.module.embeddings.word_embeddings.padding_idx == 1
+    mapping = vocab.teacher_ids(small.tokenizer, roberta.tokenizer)
+    for line in lines[:10]:  # <s> ... </s> around the same pieces, under new ids
+        assert mapping[small.tokenizer(line)["input_ids"]].tolist() == roberta.tokenizer(line)["input_ids"]
+    full = shrink(roberta, TrimVocab(corpus))
+    assert np.allclose(_embed(full, lines[:4]), _embed(roberta, lines[:4]), atol=1e-5)
+    artifact = export(small, tmp_path / "out", Onnx(), NoQuant())
+    assert artifact.manifest.parity.passed
 
 
 def test_heal_is_deterministic_lowers_its_loss_and_resumes(bert4, text, tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import byte_level_bpe
 
 from pocketfit.converter import (CapSequence, DropLayers, Heal, NoQuant, Onnx, PruneFfn, PruneHeads, Pte, Task, TrimVocab,
                                  export, load, shrink, texts)
@@ -125,17 +126,10 @@ def test_decoder_vocabulary_trimming_cuts_the_embedding_and_the_head_and_heals_o
 
 
 def _byte_level_gpt2(folder: Path, lines: list[str]) -> Path:
-    """A tiny GPT-2 with a byte-level BPE tokenizer of its own, trained here on the test text:
-    the tokenizer kind GPT-2, RoBERTa and SmolLM2 use."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    """A tiny GPT-2 with a byte-level BPE tokenizer of its own, trained here on the test text."""
+    from transformers import GPT2Config, GPT2LMHeadModel
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=700, special_tokens=["<|endoftext|>"],
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+    tokenizer = byte_level_bpe(lines, ["<|endoftext|>"], bos_token="<|endoftext|>", eos_token="<|endoftext|>")
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=128, bos_token_id=0, eos_token_id=0)
     GPT2LMHeadModel(config).eval().save_pretrained(folder)
