@@ -12,7 +12,8 @@ The rules, exactly (a multiply-add counts 2):
 - softmax: 5 per element; norm (layer / RMS norm, fused residual add included): 8 per element;
   elementwise: `per` operations per output element (1 unless the backend says);
   quantize (dynamic activation quantization): 3 per element (range, scale, round);
-- gather (an embedding lookup): no arithmetic; reads only the rows its indices select;
+- gather (an embedding lookup): no arithmetic; reads only the rows its indices select (of a
+  block-quantized table, those rows' codes, scales and zero points);
 - movement (transpose, concat, slices, copies, cache writes): bytes only;
 - metadata (shape arithmetic on a handful of integers, and views such as a reshape, which move
   no data): nothing but the call itself.
@@ -88,10 +89,12 @@ def price(name: str, op_type: str, kind: str, precision: str, inputs: list[Opera
         flops = _PER_ELEMENT[kind] * out * (per if kind == "elementwise" else 1)
     else:
         flops = 0
-    if kind == "gather":
-        table = next((i for i in inputs if i.constant), None)
-        if table is not None and rows_read is not None and table.shape:
-            weights = int(table.bytes * min(rows_read, table.shape[0]) / table.shape[0])
+    if kind == "gather" and rows_read is not None:
+        # A block-quantized table keeps its scales and zero points row by row beside it: a
+        # lookup reads the same share of each.
+        tables = [i for i in inputs if i.constant and i.shape]
+        rows = tables[0].shape[0] if tables else 0
+        weights = sum(int(t.bytes * min(rows_read, rows) / rows) if t.shape[0] == rows else t.bytes for t in tables)
     if kind == "metadata":
         weights = acts = 0
     return Op(name, op_type, kind, precision, int(flops), int(weights), int(acts))

@@ -55,6 +55,29 @@ def test_an_embedding_lookup_reads_only_its_rows(tmp_path):
     assert op.weight_bytes == 10 * 64 * 4  # ten rows of the 7.8 MB table
 
 
+def test_a_4bit_table_lookup_reads_its_rows_codes_scales_and_zero_points(tmp_path):
+    """onnxruntime's GatherBlockQuantized (a table in 4-bit groups of 64 along each row): ten
+    rows of codes (half a byte each), of their float scales and 4-bit zero points."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    table = np.random.default_rng(0).standard_normal((5000, 128)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("Gather", ["table", "ids"], ["y"], name="embed")], "g",
+                              [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, "seq"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(table, "table")])
+    quantizer = MatMulNBitsQuantizer(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), block_size=64,
+                                     is_symmetric=False, op_types_to_quantize=("Gather",))
+    quantizer.process()
+    path = tmp_path / "q4.onnx"
+    onnx.save(quantizer.model.model, path)
+    (op,) = [o for o in work(path, seq_len=10).ops if o.op_type == "GatherBlockQuantized"]
+    assert (op.kind, op.flops) == ("gather", 0)
+    assert op.weight_bytes == 10 * (128 // 2 + 2 * 4 + 1)  # codes, two float scales, two 4-bit zero points
+    assert op.act_bytes == 10 * 8 + 10 * 128 * 4  # the ids in, the float rows out
+
+
 def test_fused_attention_costs_scores_weighted_sum_and_softmax(tmp_path):
     from onnx import helper
 

@@ -18,7 +18,8 @@ from ..work import Operand, Work, no_rule, price
 from ._util import reason
 
 _ITEMSIZE = {"float": 4, "float32": 4, "float16": 2, "double": 8, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
-             "uint8": 1, "bool": 1, "uint16": 2, "bfloat16": 2}
+             "uint8": 1, "bool": 1, "uint16": 2, "bfloat16": 2,
+             "UInt4x2": 0.5, "Int4x2": 0.5}  # the profile names 4-bit types by their packed pairs
 # onnx.TensorProto data types
 _ONNX_ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 16: 2, 21: 0.5, 22: 0.5}
 _MOVEMENT = {"Transpose", "Concat", "Slice", "Expand", "Split", "ScatterElements", "ScatterND", "Tile", "GatherElements", "Pad", "Cast", "Where", "CumSum", "Trilu",
@@ -166,7 +167,7 @@ def _price(fmt: str, name: str, op_type: str, node, inputs: list[Operand], outpu
         return price(name, op_type, "elementwise", precision, inputs, outputs)
     if op_type == "DynamicQuantizeLinear":
         return price(name, op_type, "quantize", "fp32", inputs, outputs)
-    if op_type == "Gather":
+    if op_type in ("Gather", "GatherBlockQuantized"):  # the second: a 4-bit table, dequantized row by row
         table = next((i for i in inputs if i.constant), None)
         if table is not None:
             indices = next((i for i in inputs if not i.constant), Operand((1,), 8))
