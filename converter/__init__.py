@@ -41,6 +41,7 @@ _PUBLIC = {
     "TrimVocab": ".shrinking",
     "CapSequence": ".shrinking",
     "Heal": ".shrinking",
+    "FreshShape": ".shrinking",
 }
 __all__ = sorted(_PUBLIC)
 

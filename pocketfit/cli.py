@@ -110,7 +110,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--calibration", type=click.Path(path_type=Path), help="int8-static: a text file, one calibration text per line.")
 @click.option("--shrink", "shrink_specs", multiple=True, metavar="KEY=VALUE",
               help="Remove weights before export (repeatable, applied in order, heal last): layers=N or layers=I,J,..., "
-                   "ffn=FRACTION|N, heads=FRACTION|N, vocab=FILE or vocab=FILE:N, seq=TOKENS, heal=STEPS or heal=SECONDSs.")
+                   "ffn=FRACTION|N, heads=FRACTION|N, vocab=FILE or vocab=FILE:N, seq=TOKENS, heal=STEPS or heal=SECONDSs; "
+                   "or start from a fresh smaller model (first, healed): shape=layers:N,ffn:N,heads:N.")
 @click.option("--text", type=click.Path(path_type=Path),
               help="With --shrink: the app's own text, one passage per line, that ffn, heads and heal measure and train on.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output folder.")
@@ -136,7 +137,9 @@ def export(model: str, task: str, format_: str, quant: str, quant_options: tuple
     from .progress import Console
 
     the_task = Task(task)
-    steps = sorted((shrinking.parse(s) for s in shrink_specs), key=lambda s: isinstance(s, shrinking.Heal))
+    # A fresh shape builds the model the others cut, a heal trains what they left: first and last
+    steps = sorted((shrinking.parse(s) for s in shrink_specs),
+                   key=lambda s: -1 if isinstance(s, shrinking.FreshShape) else isinstance(s, shrinking.Heal))
     if text is not None and not steps:
         raise click.UsageError("--text applies with --shrink only")
     needing = next((s for s in steps if getattr(s, "needs_text", False)), None)

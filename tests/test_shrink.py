@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conftest import run_cli
-from pocketfit.converter import (CapSequence, DropLayers, Heal, NoQuant, Onnx, PruneFfn, PruneHeads, TrimVocab, export, load, shrink,
+from pocketfit.converter import (CapSequence, DropLayers, FreshShape, Heal, NoQuant, Onnx, PruneFfn, PruneHeads, TrimVocab, export, load, shrink,
                                  texts)
-from pocketfit.converter.shrinking import heal, parse, vocab
+from pocketfit.converter.shrinking import families, fresh, heal, parse, vocab
 from pocketfit.errors import BadInput
 
 LAYERS, HIDDEN, HEADS, FFN = 4, 64, 4, 128
@@ -283,6 +283,8 @@ def test_export_with_shrink_on_the_command_line(bert4_dir, text, tmp_path):
     (["--shrink", "ffn=0.5", "--text", "EMPTY"], "has 0 non-empty lines"),
     (["--shrink", "ffn=0.5"], "give it with --text FILE"),
     (["--shrink", "wings=2"], "--shrink 'wings=2'"),
+    (["--shrink", "shape=layers:1"], "end the steps with a Heal"),
+    (["--shrink", "shape=heads:3", "--shrink", "heal=1", "--text", "TEXT"], "3 attention heads do not divide the hidden size 64"),
     (["--text", "TEXT"], "--text applies with --shrink only"),
     (["--quant", "int4", "--quant-option", "groups=64"], "--quant int4 takes group_size=, embeddings="),
     (["--quant", "int4", "--quant-option", "group_size=big"], "group_size is a whole number"),
@@ -339,3 +341,60 @@ def test_heal_trains_under_the_rounding_of_the_export_to_come(bert4, text, tmp_p
     assert shrink(bert4, DropLayers(keep=2), off, text=text, export_as=(Onnx(), Int4Weight())).shrunk[-1]["rounding"] is None
     artifact = export(rounded, tmp_path, Onnx(), Int4Weight())
     assert artifact.manifest.parity.passed and artifact.manifest.shrink[-1]["rounding"] == "onnx: int4, groups of 32"
+
+
+def test_a_fresh_smaller_shape_has_exactly_its_sizes_and_the_teachers_embeddings(bert4, text, tmp_path):
+    """FreshShape: the configured sizes, parameters counted by hand, layers random (seeded),
+    everything outside the layers the teacher's; healed, it exports with parity."""
+    steps = (FreshShape(layers=2, ffn=32, heads=2), Heal(steps=3, batch=8))
+    small = shrink(bert4, *steps, text=text)
+    config = small.module.config
+    assert (config.num_hidden_layers, config.intermediate_size, config.num_attention_heads) == (2, 32, 2)
+    layer = 4 * (HIDDEN * HIDDEN + HIDDEN) + (HIDDEN * 32 + 32) + (32 * HIDDEN + HIDDEN) + 2 * 2 * HIDDEN
+    outside = bert4.parameters - LAYERS * _params(bert4.module.encoder.layer[0])
+    assert small.parameters == outside + 2 * layer
+    record = small.shrunk[0]
+    assert record["step"] == "shape" and record["teacher_layers"] == [1, 3]
+    assert record["before"] == {"layers": LAYERS, "ffn": FFN, "heads": HEADS} and record["after"] == {"layers": 2, "ffn": 32, "heads": 2}
+    built = lambda seed=0: fresh.build(bert4.module, families.of(bert4.module), FreshShape(layers=2, ffn=32, heads=2, seed=seed))[0]  # noqa: E731
+    teacher, unhealed = bert4.module.state_dict(), built().state_dict()
+    for name in ("embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "embeddings.LayerNorm.weight"):
+        assert torch.equal(teacher[name], unhealed[name]), name
+    query = "encoder.layer.0.attention.self.query.weight"
+    assert unhealed[query].shape == teacher[query].shape and not torch.allclose(unhealed[query], teacher[query])
+    assert torch.equal(built().state_dict()[query], unhealed[query])  # seeded
+    assert not torch.equal(built(seed=1).state_dict()[query], unhealed[query])
+    artifact = export(small, tmp_path, Onnx(), NoQuant())
+    assert artifact.manifest.parity.passed and artifact.manifest.parameters == small.parameters
+    assert [r["step"] for r in artifact.manifest.shrink] == ["shape", "heal"]
+
+
+def test_a_fresh_decoder_keeps_whole_key_value_groups(tiny_llama_dir, text, tmp_path):
+    from pocketfit.converter import Task
+
+    teacher = load(tiny_llama_dir, Task.TEXT_GENERATION)  # 4 query heads sharing 2 key/value heads
+    small = shrink(teacher, FreshShape(layers=1, heads=2), Heal(steps=2, batch=4), text=text)
+    config = small.module.config
+    assert (config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads, config.head_dim) == (1, 2, 2, 16)
+    assert small.module.model.layers[0].self_attn.q_proj.out_features == 2 * 16
+    artifact = export(small, tmp_path, Onnx(), NoQuant(), max_context=64)
+    assert artifact.manifest.parity.passed, artifact.manifest.parity.metrics
+    with pytest.raises(BadInput, match="3 attention heads cannot share the model's 2 key/value heads"):
+        shrink(teacher, FreshShape(heads=3), Heal(steps=1), text=text)
+
+
+def test_fresh_shape_refusals(bert4, text):
+    with pytest.raises(BadInput, match="FreshShape must be the first step"):
+        shrink(bert4, DropLayers(keep=2), FreshShape(layers=1), Heal(steps=1), text=text)
+    with pytest.raises(BadInput, match="end the steps with a Heal"):
+        shrink(bert4, FreshShape(layers=1))
+    with pytest.raises(BadInput, match="3 attention heads do not divide the hidden size 64"):
+        shrink(bert4, FreshShape(heads=3), Heal(steps=1), text=text)
+    with pytest.raises(BadInput, match="needs at least one of"):
+        FreshShape()
+    with pytest.raises(BadInput, match="layers must be a whole number"):
+        FreshShape(layers=0)
+    assert parse("shape=layers:3,ffn:768") == FreshShape(layers=3, ffn=768)
+    for bad in ("shape=depth:3", "shape=layers", "shape=layers:x"):
+        with pytest.raises(BadInput, match="--shrink"):
+            parse(bad)

@@ -21,11 +21,11 @@ from pocketfit.progress import Progress, Silent
 from .. import texts as _texts
 from ..backends import backend
 from ..models import Model
-from . import families, heal as _heal, prune, vocab
+from . import families, fresh, heal as _heal, prune, vocab
 from .objectives import OBJECTIVES
-from .steps import STEPS, CapSequence, DropLayers, Heal, PruneFfn, PruneHeads, TrimVocab, parse
+from .steps import STEPS, CapSequence, DropLayers, FreshShape, Heal, PruneFfn, PruneHeads, TrimVocab, parse
 
-__all__ = ["shrink", "parse", "DropLayers", "PruneFfn", "PruneHeads", "TrimVocab", "CapSequence", "Heal", "STEPS"]
+__all__ = ["shrink", "parse", "DropLayers", "PruneFfn", "PruneHeads", "TrimVocab", "CapSequence", "Heal", "FreshShape", "STEPS"]
 
 _BATCH = 16
 _IMPORTANCE_TEXTS = 256  # enough tokens to rank neurons and heads; more only costs time
@@ -45,6 +45,10 @@ def shrink(model: Model, *steps, text: Path | None = None, progress: Progress = 
         raise BadInput(f"not a shrink step: {unknown[0]!r} (the steps are {', '.join(s.__name__ for s in STEPS)})")
     if any(isinstance(s, Heal) for s in steps[:-1]):
         raise BadInput("Heal must be the last step: it trains the model the other steps made")
+    if any(isinstance(s, FreshShape) for s in steps[1:]):
+        raise BadInput("FreshShape must be the first step: it builds the model the other steps cut")
+    if steps and isinstance(steps[0], FreshShape) and not isinstance(steps[-1], Heal):
+        raise BadInput("a FreshShape student has random layers: end the steps with a Heal (e.g. --shrink heal=600s)")
     family = families.of(model.module)
     lines = _texts.lines(text, "text file") if text is not None else None
     if lines is None and any(getattr(s, "needs_text", False) for s in steps):
@@ -60,7 +64,11 @@ def shrink(model: Model, *steps, text: Path | None = None, progress: Progress = 
     quality = objective.best if objective.best is not None else reference  # where the scale starts: the teacher
     for step in steps:
         with progress.step(_label(step)):
-            if isinstance(step, DropLayers):
+            if isinstance(step, FreshShape):
+                student, record = fresh.build(student, family, step)
+                for p in student.parameters():
+                    p.requires_grad_(True)
+            elif isinstance(step, DropLayers):
                 record = prune.drop_layers(student, family, step)
             elif isinstance(step, PruneFfn):
                 record = prune.prune_ffn(student, family, step, _batches(objective, tokenizer, lines))
@@ -106,8 +114,9 @@ def _layer_map(records: list[dict]) -> list[int] | None:
     """Which of the original layers each remaining one is, through every DropLayers so far."""
     kept = None
     for record in records:
-        if record["step"] == "layers":
-            kept = record["kept_layers"] if kept is None else [kept[i] for i in record["kept_layers"]]
+        if record["step"] in ("layers", "shape"):  # a fresh shape's layers are matched to teacher layers as if kept
+            chosen = record.get("kept_layers", record.get("teacher_layers"))
+            kept = chosen if kept is None else [kept[i] for i in chosen]
     return kept
 
 
@@ -134,7 +143,7 @@ def _batches(objective, tokenizer, lines: list[str]) -> list[dict]:
 
 def _label(step) -> str:
     return {DropLayers: "dropping layers", PruneFfn: "pruning FFN neurons", PruneHeads: "pruning attention heads",
-            CapSequence: "capping the sequence", TrimVocab: "trimming the vocabulary", Heal: "healing by distillation"}[type(step)]
+            CapSequence: "capping the sequence", FreshShape: "building a fresh smaller model", TrimVocab: "trimming the vocabulary", Heal: "healing by distillation"}[type(step)]
 
 
 def _sha256(path: Path) -> str:

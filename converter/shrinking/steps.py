@@ -7,6 +7,7 @@ smaller model as it exports any other.
     TrimVocab(Path("app.txt"))       # the tokens app.txt uses, plus the special tokens
     CapSequence(128)                 # position table and arena for 128 tokens
     Heal(steps=300)                  # distil from the unshrunk model on the text, last
+    FreshShape(layers=3)             # first, instead of pruning: a smaller model of random layers
 """
 
 from dataclasses import dataclass, field
@@ -145,7 +146,29 @@ class Heal:
             object.__setattr__(self, "checkpoint", Path(self.checkpoint))
 
 
-STEPS = (DropLayers, PruneHeads, PruneFfn, TrimVocab, CapSequence, Heal)
+@dataclass(frozen=True)
+class FreshShape:
+    """Start from a smaller shape instead of the teacher's weights: the teacher's config with
+    `layers` layers, `ffn` FFN neurons per layer or `heads` attention heads (each None: the
+    teacher's), its layers initialised at random from `seed`, the embeddings copied from the
+    teacher. The first step, and nothing without a Heal after it."""
+
+    name: ClassVar[str] = "shape"
+    layers: int | None = None
+    ffn: int | None = None
+    heads: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("layers", "ffn", "heads"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise BadInput(f"a fresh shape's {key} must be a whole number of at least 1, not {value!r}")
+        if self.layers is None and self.ffn is None and self.heads is None:
+            raise BadInput("FreshShape needs at least one of layers=, ffn=, heads= (e.g. shape=layers:3,ffn:768)")
+
+
+STEPS = (FreshShape, DropLayers, PruneHeads, PruneFfn, TrimVocab, CapSequence, Heal)
 
 
 def _check_keep(keep, what: str) -> None:
@@ -171,7 +194,7 @@ _UNLIMITED = 1 << 40
 def parse(spec: str):
     """A step from the command line's KEY=VALUE: layers=3 (or layers=0,2,5), ffn=0.5, heads=0.5,
     vocab=FILE (or vocab=FILE:N, the N most frequent tokens), seq=128, heal=STEPS (or heal=600s,
-    as many steps as 600 seconds allow)."""
+    as many steps as 600 seconds allow), shape=layers:3,ffn:768,heads:6 (a fresh smaller model)."""
     key, sep, value = spec.partition("=")
     key, value = key.strip(), value.strip()
     names = {s.name: s for s in STEPS}
@@ -190,6 +213,11 @@ def parse(spec: str):
             return TrimVocab(Path(value))
         if key == "seq":
             return CapSequence(int(value))
+        if key == "shape":
+            sizes = dict(part.partition(":")[::2] for part in value.split(","))
+            if not set(sizes) <= {"layers", "ffn", "heads"} or not all(sizes.values()):
+                raise BadInput(f"--shrink {spec!r}: give shape=SIZE:N,... with SIZE one of layers, ffn, heads (e.g. shape=layers:3)")
+            return FreshShape(**{k: int(v) for k, v in sizes.items()})
         if value.endswith("s"):  # a time budget: as many steps as fit
             return Heal(steps=_UNLIMITED, seconds=float(value[:-1]))
         return Heal(steps=int(value))
