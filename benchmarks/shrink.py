@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pocketfit.converter import (CapSequence, DropLayers, Heal, Int4Weight, Int8Dynamic, NoQuant, Onnx, PruneFfn, PruneHeads, Task, TrimVocab,
+from pocketfit.converter import (CapSequence, DropLayers, FreshShape, Heal, Int4Weight, Int8Dynamic, NoQuant, Onnx, PruneFfn, PruneHeads, Task, TrimVocab,
                                  export, load, shrink)
 from pocketfit.converter.backends import backend
 from pocketfit.converter.shrinking import heal as _heal, vocab as _vocab
@@ -61,6 +61,7 @@ def decoder_rows(heal_seconds: float, layers: int, corpus: Path) -> dict:
         "int4": ((), Int4Weight()),
         f"layers={half}": ((DropLayers(keep=half),), NoQuant()),
         f"layers={half} + heal": ((DropLayers(keep=half), heal), NoQuant()),
+        f"shape=layers:{half} + heal": ((FreshShape(layers=half), heal), NoQuant()),
         "ffn=0.5": ((PruneFfn(keep=0.5),), NoQuant()),
         "ffn=0.5 + heal": ((PruneFfn(keep=0.5), heal), NoQuant()),
         "heads=0.67": ((PruneHeads(keep=0.67),), NoQuant()),
@@ -89,7 +90,7 @@ def run_decoder(root: Path, corpus: Path, held_out: list[str], args) -> None:
         if args.rows != "all" and row not in args.rows.split(","):
             continue
         student = shrink(teacher, *steps, text=corpus, export_as=(Onnx(), recipe)) if steps else teacher
-        out = root / "smollm2" / row.replace(" ", "").replace("+", "_").replace("=", "").replace("(", "").replace(")", "")
+        out = root / "smollm2" / row.replace(" ", "").replace("+", "_").replace("=", "").replace(":", "").replace("(", "").replace(")", "")
         artifact = export(student, out, Onnx(), recipe, max_context=context)
         m = measure(artifact.path, iterations=30, seq_len=context, threads=2)
         predicted = phone_figures(artifact.path, device, seq_len=context, threads=2)
@@ -174,6 +175,7 @@ def rows_for(name: str, corpus: Path, heal_seconds: float, layers: int) -> dict:
         "int4 g64 emb4": ((), small4),
         f"layers={half}": ((DropLayers(keep=half),), NoQuant()),
         f"layers={half} + heal": (healed(DropLayers(keep=half)), NoQuant()),
+        f"shape=layers:{half} + heal": (healed(FreshShape(layers=half)), NoQuant()),  # the same shape, not from the teacher
         "ffn=0.5": ((PruneFfn(keep=0.5),), NoQuant()),
         "ffn=0.5 + heal": (healed(PruneFfn(keep=0.5)), NoQuant()),
         "heads=0.5": ((PruneHeads(keep=0.5),), NoQuant()),
@@ -227,7 +229,7 @@ def main() -> None:
             start = time.perf_counter()
             student = shrink(teacher, *steps, text=corpus, export_as=(Onnx(), recipe)) if steps else teacher
             shrink_s = time.perf_counter() - start
-            out = root / name / row.replace(" ", "").replace("+", "_").replace("=", "")
+            out = root / name / row.replace(" ", "").replace("+", "_").replace("=", "").replace(":", "")
             artifact = export(student, out, Onnx(), recipe)
             m = measure(artifact.path, iterations=30, seq_len=128, threads=2)
             got = embed_artifact(artifact.path, student.tokenizer, held_out)
