@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import byte_level_bpe
 
-from pocketfit.converter import (CapSequence, DropLayers, Heal, NoQuant, Onnx, PruneFfn, PruneHeads, Pte, Task, TrimVocab,
+from pocketfit.converter import (CapSequence, DropLayers, Heal, NoQuant, Onnx, Ort, PruneFfn, PruneHeads, Pte, Task, Tflite, TrimVocab,
                                  export, load, shrink, texts)
 from pocketfit.converter.shrinking import vocab
 
@@ -86,7 +86,7 @@ def test_pruned_decoder_runs_and_generates_through_its_cache(llama, text):
     assert out.shape == (1, 8)
 
 
-@pytest.mark.parametrize("fmt", [Onnx(), Pte()], ids=["onnx", "pte"])
+@pytest.mark.parametrize("fmt", [Onnx(), Ort(), Pte(), Tflite()], ids=["onnx", "ort", "pte", "tflite"])
 def test_shrunk_decoder_exports_with_parity(llama, text, tmp_path, fmt):
     small = shrink(llama, DropLayers(keep=1), PruneFfn(keep=0.5), PruneHeads(keep=1), text=text)
     artifact = export(small, tmp_path, fmt, NoQuant(), max_context=64)
