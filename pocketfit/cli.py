@@ -186,6 +186,12 @@ def export(model: str, task: str, format_: str, quant: str, quant_options: tuple
             else:
                 why = "each format rounds differently" if len(plan) != 1 else f"{plan[0].name} does not emulate {recipe.name}"
                 click.echo(f"healed in float, not under the export's rounding: {why}")
+        for record in loaded.shrunk:
+            if "held_out" in record:
+                h = record["held_out"]
+                click.echo(f"vocabulary: {record['tokens']['before']:,} tokens to {record['tokens']['after']:,}; on {h['lines']} "
+                           f"held-out lines, {h['words_split_differently']:.1%} of words split differently, "
+                           f"{h['unk_rate']:.2%} of tokens [UNK]")
         click.echo(f"shrunk {model}: {before:,} parameters to {loaded.parameters:,} ({loaded.parameters / before:.1%})")
     failed = []
     for fmt in plan:

@@ -263,6 +263,7 @@ def test_export_with_shrink_on_the_command_line(bert4_dir, text, tmp_path):
                 "--shrink", "heal=4", "--text", str(text), "-o", str(out))
     assert r.returncode == 0, r.stderr
     assert "parameters to" in r.stdout and (out / "tokenizer" / "tokenizer.json").exists()
+    assert "held-out lines" in r.stdout and "of words split differently" in r.stdout
     assert not (out / ".heal-checkpoint.pt").exists()
     import json
 
@@ -398,3 +399,20 @@ def test_fresh_shape_refusals(bert4, text):
     for bad in ("shape=depth:3", "shape=layers", "shape=layers:x"):
         with pytest.raises(BadInput, match="--shrink"):
             parse(bad)
+
+
+def test_trimming_reports_the_out_of_vocabulary_rate_on_lines_it_never_saw(bert4, tmp_path):
+    """With the app's text, every tenth line is kept back: left out of the trim (the corpus is
+    the same file here) and read by the trimmed tokenizer to say what the trim costs."""
+    lines = [f"sentence {i} about {word}" for i, word in enumerate(
+        ("ships", "harbours", "lighthouses", "captains", "anchors", "sails", "voyages", "islands", "tides", "compasses") * 4)]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    small = shrink(bert4, TrimVocab(corpus, characters=False), PruneFfn(keep=0.5), text=corpus)
+    record = small.shrunk[0]
+    held = lines[::10]
+    assert record["held_out"]["lines"] == len(held) == 4 and record["corpus_lines"] == len(lines) - 4
+    assert record["held_out"] == {"lines": 4, **{k: round(v, 5) if isinstance(v, float) else v
+                                                  for k, v in vocab.coverage(bert4.tokenizer, small.tokenizer, held).items()}}
+    assert record["held_out"]["unk_rate"] > 0  # the held-out numbers 0, 10, 20, 30 were never in the trim
+    assert "held_out" not in shrink(bert4, TrimVocab(corpus)).shrunk[0]  # no text: nothing kept back

@@ -77,9 +77,13 @@ def shrink(model: Model, *steps, text: Path | None = None, progress: Progress = 
             elif isinstance(step, CapSequence):
                 record = prune.cap_sequence(student, family, step, tokenizer)
             elif isinstance(step, TrimVocab):
-                corpus = _texts.lines(step.corpus, "vocabulary corpus")
+                corpus, unseen = _vocab_corpus(_texts.lines(step.corpus, "vocabulary corpus"), checks)
+                before = tokenizer
                 tokenizer, record = vocab.trim(student, family, step, tokenizer, corpus)
                 record |= {"corpus": str(step.corpus), "corpus_sha256": _sha256(step.corpus), "corpus_lines": len(corpus)}
+                if unseen:
+                    record["held_out"] = {k: round(v, 5) if isinstance(v, float) else v
+                                          for k, v in vocab.coverage(before, tokenizer, unseen).items()} | {"lines": len(unseen)}
             else:
                 restore, rounding = _train_as(student, step, export_as)
                 try:
@@ -127,6 +131,14 @@ def _hold_out(lines: list[str] | None) -> tuple[list[str], list[str] | None]:
         return [], lines
     picked = set(range(0, len(lines), 10)[:_CHECK_LINES])
     return [lines[i] for i in sorted(picked)], [line for i, line in enumerate(lines) if i not in picked]
+
+
+def _vocab_corpus(corpus: list[str], checks: list[str]) -> tuple[list[str], list[str]]:
+    """The lines a vocabulary is trimmed to, and the held-out lines its out-of-vocabulary rate is
+    measured on: those kept back from the app's text, left out of the corpus too where it holds
+    them (the same file, often). Without text, nothing is held out: the corpus is all there is."""
+    held = set(checks)
+    return [line for line in corpus if line not in held], checks
 
 
 def _quality(objective, before: float, reference, student, tokenizer, checks: list[str]) -> dict:
