@@ -416,3 +416,17 @@ def test_trimming_reports_the_out_of_vocabulary_rate_on_lines_it_never_saw(bert4
                                                   for k, v in vocab.coverage(bert4.tokenizer, small.tokenizer, held).items()}}
     assert record["held_out"]["unk_rate"] > 0  # the held-out numbers 0, 10, 20, 30 were never in the trim
     assert "held_out" not in shrink(bert4, TrimVocab(corpus)).shrunk[0]  # no text: nothing kept back
+
+
+def test_int8_onnx_fuses_a_head_pruned_encoders_attention_with_the_heads_left(bert4, text, tmp_path):
+    """The fused attention must split 2 heads of 16, not the config's 4 of 8. Random weights
+    attend almost uniformly, so parity alone cannot tell the two apart: the graph must say it."""
+    import onnx
+
+    from pocketfit.converter import Int8Dynamic
+
+    artifact = export(shrink(bert4, PruneHeads(keep=2), text=text), tmp_path, Onnx(), Int8Dynamic())
+    assert artifact.manifest.parity.passed
+    heads = [a.i for n in onnx.load(str(artifact.path)).graph.node if n.op_type == "MultiHeadAttention"
+             for a in n.attribute if a.name == "num_heads"]
+    assert heads == [2] * LAYERS

@@ -206,7 +206,11 @@ def _int8_dynamic(graph, recipe: Int8Dynamic, src: Path, dst: Path) -> dict:
         if config is not None:
             # Fused first: the quantizer then converts the same MatMuls, and attention, norms
             # and GELU run as single fp32 kernels (MiniLM, 32 tokens: about a third faster).
-            facts["fusions"] = fuse_encoder(src, fused, config.num_attention_heads, config.hidden_size)
+            # A head-pruned encoder's config still says the teacher's count (its head size is
+            # derived from hidden_size); fused with that, each head would attend over the wrong
+            # slice, which random test weights (near-uniform attention) cannot show.
+            heads = getattr(config, "pocketfit_attention_heads", None) or config.num_attention_heads
+            facts["fusions"] = fuse_encoder(src, fused, heads, config.hidden_size)
             src = fused
         # MatMul and Gather: linear layers and embedding tables. ONNX's shape inference cannot
         # type the fused contrib ops' outputs (the TorchScript exporter records no types of its
