@@ -1,0 +1,132 @@
+"""The search's order and its early stop: which candidate to export next, and which never to.
+
+A candidate is a point in the space of shrink and quantization settings (`Knobs`). Before any
+export, each has an `Estimate` (bytes, memory, phone latency: arithmetic and the latency
+model); a candidate whose estimate misses the goal is never exported. The rest are evaluated
+smallest first, and two rules stop the search early:
+
+- **a failure rules out everything harsher**: if a candidate misses the quality floor, so will
+  any candidate of the same format and heal that removes at least as much on every knob (fewer
+  tokens, layers, neurons, heads; no more bits). Quality is assumed monotone in each knob: true
+  of every row in docs/benchmarks.md, and the one assumption the search makes;
+- **a pass rules out everything it beats**: once a candidate meets the floor, a candidate
+  whose estimate is no better on any of bytes, memory and latency cannot join the Pareto set.
+"""
+
+from dataclasses import dataclass, field
+
+# bits a weight keeps, by recipe: fewer bits remove more
+BITS = {"none": 32, "fp16": 16, "int8": 8, "int8-static": 8, "int4": 4, "int4-emb4": 4}
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """How much a candidate keeps: vocabulary tokens, layers, FFN and head fractions, positions,
+    and the recipe; the format and the heal's budget are not ordered (a harsher candidate is
+    only compared within the same format and heal)."""
+
+    format: str
+    recipe: str = "none"
+    vocab: int | None = None  # tokens kept; None: the whole vocabulary
+    layers: int | None = None  # None: all of them
+    ffn: float = 1.0
+    heads: float = 1.0
+    seq: int | None = None
+    heal_seconds: float = 0.0
+
+    def harsher_or_equal(self, other: "Knobs") -> bool:
+        """Removes at least as much as `other` on every knob (same format, same heal)."""
+        if (self.format, self.heal_seconds) != (other.format, other.heal_seconds):
+            return False
+        def at_most(a, b):  # None is "everything kept"
+            return b is None or (a is not None and a <= b)
+        return (BITS[self.recipe] <= BITS[other.recipe] and at_most(self.vocab, other.vocab)
+                and at_most(self.layers, other.layers) and self.ffn <= other.ffn and self.heads <= other.heads
+                and at_most(self.seq, other.seq))
+
+    def describe(self) -> str:
+        parts = [f"vocab:{self.vocab}" if self.vocab else "", f"layers={self.layers}" if self.layers else "",
+                 f"ffn={self.ffn:g}" if self.ffn < 1 else "", f"heads={self.heads:g}" if self.heads < 1 else "",
+                 f"seq={self.seq}" if self.seq else "", f"heal {self.heal_seconds:g}s" if self.heal_seconds else "",
+                 self.recipe if self.recipe != "none" else "fp32"]
+        return " + ".join(p for p in parts if p) + f" ({self.format})"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Before export: what the candidate's artifact would weigh and cost on the phone."""
+
+    bytes: int
+    memory: int  # the model's RSS on the phone, with the runtime's footprint
+    latency_ms: float | None  # predicted on the phone; None: the latency model cannot say
+
+    def dominated_by(self, other: "Estimate") -> bool:
+        """`other` is at least as good on every axis (unknown latency counts as no better)."""
+        mine = self.latency_ms if self.latency_ms is not None else float("inf")
+        theirs = other.latency_ms if other.latency_ms is not None else float("inf")
+        return other.bytes <= self.bytes and other.memory <= self.memory and theirs <= mine
+
+
+@dataclass(frozen=True)
+class Goal:
+    memory: int  # bytes the model may hold on the phone (its share of the app budget)
+    max_latency_ms: float | None = None
+
+    def misses(self, e: Estimate) -> str | None:
+        """Why an estimate cannot meet the goal, or None."""
+        if e.memory > self.memory:
+            return f"needs {e.memory / 2**20:.1f} MiB, over the {self.memory / 2**20:.1f} MiB it may use"
+        if self.max_latency_ms is not None and e.latency_ms is not None and e.latency_ms > self.max_latency_ms:
+            return f"{e.latency_ms:.1f} ms predicted, over the {self.max_latency_ms:g} ms target"
+        return None
+
+
+@dataclass
+class Search:
+    """The state of one search: every candidate's estimate, and what happened to each."""
+
+    goal: Goal
+    estimates: dict[Knobs, Estimate]
+    passed: dict[Knobs, float] = field(default_factory=dict)  # evaluated, met the floor: its quality
+    failed: dict[Knobs, float] = field(default_factory=dict)  # evaluated, missed it
+    skipped: dict[Knobs, str] = field(default_factory=dict)  # never exported, and why
+
+    def __post_init__(self) -> None:
+        for knobs, estimate in self.estimates.items():
+            why = self.goal.misses(estimate)
+            if why is not None:
+                self.skipped[knobs] = f"predicted: {why}"
+
+    def record(self, knobs: Knobs, quality: float, met: bool) -> None:
+        (self.passed if met else self.failed)[knobs] = quality
+
+    def next(self) -> Knobs | None:
+        """The smallest candidate still worth exporting, or None when the frontier is final."""
+        for knobs in sorted(self.estimates, key=self._order):
+            if knobs in self.passed or knobs in self.failed or knobs in self.skipped:
+                continue
+            why = self._ruled_out(knobs)
+            if why is None:
+                return knobs
+            self.skipped[knobs] = why
+        return None
+
+    def pareto(self) -> list[Knobs]:
+        """The candidates that met the floor and that no other such candidate beats on bytes,
+        memory and latency together; smallest first."""
+        met = list(self.passed)
+        return sorted((k for k in met if not any(o != k and self.estimates[k].dominated_by(self.estimates[o])
+                                                    and self.estimates[k] != self.estimates[o] for o in met)), key=self._order)
+
+    def _order(self, knobs: Knobs):
+        e = self.estimates[knobs]
+        return (e.bytes, e.memory, e.latency_ms if e.latency_ms is not None else float("inf"), knobs.describe())
+
+    def _ruled_out(self, knobs: Knobs) -> str | None:
+        for bad in self.failed:
+            if knobs.harsher_or_equal(bad):
+                return f"harsher than {bad.describe()}, which missed the floor"
+        for good in self.passed:
+            if self.estimates[knobs].dominated_by(self.estimates[good]):
+                return f"no better than {good.describe()}, which met the floor"
+        return None

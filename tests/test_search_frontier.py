@@ -1,0 +1,66 @@
+"""The fit search's order and early stop on hand-made candidates: what is skipped by
+prediction, what a failure and a pass rule out, and the Pareto set left at the end."""
+
+from pocketfit.runtime.search import Estimate, Goal, Knobs, Search
+
+MIB = 2**20
+
+
+def _search(estimates, memory=100 * MIB, latency=None):
+    return Search(Goal(memory, latency), estimates)
+
+
+def _run(search, quality):
+    """Evaluate as the search asks, with `quality[knobs]` as what the export would measure."""
+    order = []
+    while (knobs := search.next()) is not None:
+        order.append(knobs)
+        search.record(knobs, quality[knobs], quality[knobs] >= 0.95)
+    return order
+
+
+def test_a_candidate_that_cannot_fit_by_prediction_is_never_evaluated():
+    big, small = Knobs("onnx"), Knobs("onnx", "int8")
+    search = _search({big: Estimate(90 * MIB, 130 * MIB, 30.0), small: Estimate(22 * MIB, 60 * MIB, 20.0)})
+    assert "over the 100.0 MiB it may use" in search.skipped[big]
+    assert _run(search, {small: 0.99}) == [small]
+    slow = _search({small: Estimate(22 * MIB, 60 * MIB, 80.0)}, latency=50)
+    assert "80.0 ms predicted, over the 50 ms target" in slow.skipped[small] and slow.next() is None
+
+
+def test_a_pass_rules_out_every_candidate_it_beats_on_all_three_axes():
+    a = Knobs("onnx", "int4", vocab=16000)
+    b = Knobs("onnx", "int8", vocab=16000)
+    c = Knobs("onnx", "int8")
+    search = _search({a: Estimate(10 * MIB, 40 * MIB, 60.0), b: Estimate(15 * MIB, 45 * MIB, 50.0),
+                      c: Estimate(22 * MIB, 50 * MIB, 70.0)})
+    order = _run(search, {a: 0.96, b: 0.98, c: 0.99})
+    assert order == [a, b]  # b is bigger but faster: still worth a look; c is beaten by a on every axis
+    assert "no better than" in search.skipped[c]
+    assert search.pareto() == [a, b]
+
+
+def test_a_failure_rules_out_every_harsher_candidate_of_its_format_and_heal():
+    mild = Knobs("onnx", "int8", vocab=12000)
+    harsher = Knobs("onnx", "int4", vocab=12000, layers=3)  # less of everything
+    other_format = Knobs("pte", "int4", vocab=12000, layers=3)
+    healed = Knobs("onnx", "int4", vocab=12000, layers=3, heal_seconds=600)
+    search = _search({mild: Estimate(8 * MIB, 30 * MIB, 40.0), harsher: Estimate(9 * MIB, 31 * MIB, 41.0),
+                      other_format: Estimate(9 * MIB, 32 * MIB, 42.0), healed: Estimate(9 * MIB, 31 * MIB, 41.5)})
+    order = _run(search, {mild: 0.90, harsher: 0.80, other_format: 0.96, healed: 0.955})
+    # harsher is ruled out by mild's failure; the healed one is not (a heal changes quality, not
+    # shape) and passes, which rules out the other format's copy: no better on any axis.
+    assert order == [mild, healed]
+    assert "harsher than vocab:12000 + int8 (onnx)" in search.skipped[harsher]
+    assert "no better than" in search.skipped[other_format]
+    assert search.pareto() == [healed]
+
+
+def test_harsher_is_a_partial_order_over_every_knob():
+    base = Knobs("onnx", "int8", vocab=16000, layers=6, ffn=0.75, heads=1.0, seq=256)
+    assert base.harsher_or_equal(base)
+    assert Knobs("onnx", "int4", vocab=16000, layers=6, ffn=0.75, seq=256).harsher_or_equal(base)
+    assert not Knobs("onnx", "none", vocab=8000, layers=3, ffn=0.5, seq=128).harsher_or_equal(base)  # more bits
+    assert not Knobs("onnx", "int4", layers=6, ffn=0.75, seq=256).harsher_or_equal(base)  # the whole vocabulary
+    assert Knobs("onnx", "int8", vocab=16000, layers=6, ffn=0.75, seq=256).harsher_or_equal(Knobs("onnx", "int8"))
+    assert base.describe() == "vocab:16000 + layers=6 + ffn=0.75 + seq=256 + int8 (onnx)"
