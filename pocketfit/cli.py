@@ -672,6 +672,97 @@ def demo(output: Path) -> None:
     click.echo(run(output))
 
 
+_FLOORS = {  # option -> the task it measures, and its default there
+    "min_cosine": (Task.FEATURE_EXTRACTION, 0.95),
+    "min_label_agreement": (Task.TEXT_CLASSIFICATION, 0.98),
+    "max_perplexity_increase": (Task.TEXT_GENERATION, 0.10),
+}
+
+
+@cli.command("fit")
+@click.argument("model")
+@click.option("--device", "device_ref", required=True, help="The phone: a built-in id (pocketfit devices) or a profile's .toml.")
+@click.option("--task", type=click.Choice([t.value for t in Task]), default=Task.FEATURE_EXTRACTION.value, show_default=True)
+@click.option("--format", "format_", default="onnx", show_default=True, metavar="F[,F...]|all",
+              help=f"The formats to search: {', '.join(sorted(FORMATS))}, a comma-separated list, or all.")
+@click.option("--min-cosine", type=float, help="feature-extraction: the floor on held-out text [default: 0.95].")
+@click.option("--min-label-agreement", type=float, help="text-classification: the floor on held-out text [default: 0.98].")
+@click.option("--max-perplexity-increase", metavar="PERCENT",
+              help="text-generation: the most perplexity may grow on held-out text, e.g. 10% [default: 10%].")
+@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), help="The most the phone's predicted p50 may be.")
+@click.option("--text", type=click.Path(path_type=Path),
+              help="The app's own text, one passage per line (at least 50): a fifth is held out to judge quality, the rest "
+                   "is what vocabulary trimming, pruning and heals use. Without it, only quantization and layer dropping are tried.")
+@click.option("--budget-share", default="25%", show_default=True,
+              help="What the model and its runtime may hold: a share of the phone's app budget (25%, 0.25) or a size (64 MiB).")
+@click.option("--heal-seconds", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="With --text: also try each pruned candidate healed by distillation for this long (0: never).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Candidates evaluated at once.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine's processes; ray: Ray tasks on the cluster ray.init finds (or a local one).")
+@click.option("--ray-address", help="With --executor ray: the cluster's address [default: RAY_ADDRESS, or a local cluster].")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Output folder; rerun on the same folder to resume a killed search.")
+def fit_cmd(model: str, device_ref: str, task: str, format_: str, text: Path | None, budget_share: str, max_latency_ms: float | None,
+            heal_seconds: float, jobs: int, executor: str, ray_address: str | None, output: Path, **floors) -> None:
+    """Search MODEL's shrink and quantization recipes and formats for the smallest artifact that
+    fits the phone at the quality floor.
+
+    Candidates are ranked by prediction first (bytes and memory by arithmetic, latency by the
+    phone's model); those that cannot fit are never exported; the rest are exported, verified,
+    measured and judged on held-out text, simplest first, until nothing left can improve the
+    Pareto set. Writes OUTPUT/fit.txt, fit.json, fit.png, the chosen artifact in chosen/, and
+    pocketfit.toml for `pocketfit check`. Exits 1 when nothing fits, naming the closest.
+
+    \b
+    pocketfit fit minilm --device galaxy-a04e --budget-share "64 MiB" --min-cosine 0.95 --text app.txt -o out/fit
+    """
+    from .converter import texts
+    from .converter.models import resolve
+    from .progress import Console
+    from .runtime.search import Floor, fit
+    from .runtime.search import report
+
+    the_task = Task(task)
+    given = {name: value for name, value in floors.items() if value is not None}
+    for name in given:
+        if _FLOORS[name][0] is not the_task:
+            raise click.UsageError(f"--{name.replace('_', '-')} applies to --task {_FLOORS[name][0].value}; "
+                                   f"{task} takes --{next(n for n, (t, _) in _FLOORS.items() if t is the_task).replace('_', '-')}")
+    name = next(n for n, (t, _) in _FLOORS.items() if t is the_task)
+    value = given.get(name, _FLOORS[name][1])
+    if name == "max_perplexity_increase" and isinstance(value, str):
+        raw = value.strip()
+        try:
+            value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+        except ValueError:
+            raise click.UsageError(f"--max-perplexity-increase {raw!r}: give a percentage, e.g. 10%") from None
+    names = sorted(FORMATS) if format_ == "all" else [f.strip() for f in format_.split(",") if f.strip()]
+    unknown = [f for f in names if f not in FORMATS]
+    if unknown or not names:
+        raise click.UsageError(f"--format {format_!r}: the formats are {', '.join(sorted(FORMATS))}, or all")
+    if heal_seconds and text is None:
+        raise click.UsageError("--heal-seconds trains on the app's text: give it with --text FILE")
+    if text is not None:
+        texts.lines(text, "text file", 50)  # a bad file fails now, not after the model loads
+    resolve(model)
+    progress = Console()
+    with _made_to_last():
+        found = fit(model, device_ref, task=the_task, floor=Floor(value), budget=budget_share, formats=names, text=text,
+                    max_latency_ms=max_latency_ms, heal_seconds=heal_seconds, output=output, jobs=jobs, executor=executor,
+                    ray_address=ray_address, progress=progress)
+    written = report.write(found, output)
+    click.echo(report.summary(found) + "\n")
+    click.echo(report.render(report.rows(found)))
+    if found.chosen is None:
+        raise errors.CheckFailed(f"nothing fits {found.device.id} within {mib(found.memory)} at the floor: {report.closest(found)} "
+                                 f"(table: {written['table']})")
+    r = found.results[found.chosen]
+    click.echo(f"\nchosen: {found.chosen.describe()}: {written['artifact']} ({mib(r['bytes'])}, needs {mib(r['model_rss'] + r['footprint'])} "
+               f"on {found.device.id})\nplot: {written['plot']}\nbudget file: {written['budget']} "
+               f"(pocketfit check --config {written['budget']})")
+
+
 def _terminate(signum, frame) -> None:
     # SIGTERM unwinds like Ctrl-C, so cleanup (cgroups, staged files, the measuring child) runs.
     raise SystemExit(128 + signum)

@@ -22,6 +22,9 @@ class Progress(Protocol):
         """Inside a step that counts its work (a training loop): how far it has come (total 0 when
         it is not known ahead), with a note such as the loss."""
 
+    def note(self, text: str) -> None:
+        """A line of its own under the running step: one finished item of many (a search's candidate)."""
+
 
 class Silent:
     """The library default: steps happen, nothing is shown."""
@@ -31,6 +34,9 @@ class Silent:
         yield
 
     def advance(self, done: int, total: int, note: str = "", unit: str = "") -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
 
@@ -108,6 +114,18 @@ class Console:
             with self._lock:
                 self._write(("\n" if frame.open_line else "") + f"{frame.indent}  {frame.detail}\n")
                 frame.open_line = False
+
+    def note(self, text: str) -> None:
+        stack = self._local.__dict__.get("stack") or []
+        indent = (stack[-1].indent + "  ") if stack else ""
+        with self._lock:
+            if self.live:  # the step's line is redrawn below on the next tick
+                self._write(f"{_CLEAR}{indent}{text}\n")
+                return
+            if stack and stack[-1].open_line:
+                self._write("\n")
+                stack[-1].open_line = False
+            self._write(f"{indent}{text}\n")
 
     def _tick(self, frame: _Frame, stack: list, done: threading.Event) -> None:
         spinner = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"

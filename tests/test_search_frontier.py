@@ -32,12 +32,13 @@ def test_a_pass_rules_out_every_candidate_it_beats_on_all_three_axes():
     a = Knobs("onnx", "int4", vocab=16000)
     b = Knobs("onnx", "int8", vocab=16000)
     c = Knobs("onnx", "int8")
+    d = Knobs("onnx", "fp16")  # one knob, like c, but bigger and slower than c will measure
     search = _search({a: Estimate(10 * MIB, 40 * MIB, 60.0), b: Estimate(15 * MIB, 45 * MIB, 50.0),
-                      c: Estimate(22 * MIB, 50 * MIB, 70.0)})
-    order = _run(search, {a: 0.96, b: 0.98, c: 0.99})
-    assert order == [a, b]  # b is bigger but faster: still worth a look; c is beaten by a on every axis
-    assert "no better than" in search.skipped[c]
-    assert search.pareto() == [a, b]
+                      c: Estimate(22 * MIB, 50 * MIB, 70.0), d: Estimate(44 * MIB, 80 * MIB, 90.0)})
+    order = _run(search, {a: 0.96, b: 0.98, c: 0.99, d: 1.0})
+    assert order == [c, a, b]  # one knob before two; d is beaten by c on every axis, so never exported
+    assert "no better than int8 (onnx)" in search.skipped[d]
+    assert search.pareto() == [a, b]  # b is bigger than a but faster; c is beaten by a
 
 
 def test_a_failure_rules_out_every_harsher_candidate_of_its_format_and_heal():
@@ -48,12 +49,24 @@ def test_a_failure_rules_out_every_harsher_candidate_of_its_format_and_heal():
     search = _search({mild: Estimate(8 * MIB, 30 * MIB, 40.0), harsher: Estimate(9 * MIB, 31 * MIB, 41.0),
                       other_format: Estimate(9 * MIB, 32 * MIB, 42.0), healed: Estimate(9 * MIB, 31 * MIB, 41.5)})
     order = _run(search, {mild: 0.90, harsher: 0.80, other_format: 0.96, healed: 0.955})
-    # harsher is ruled out by mild's failure; the healed one is not (a heal changes quality, not
-    # shape) and passes, which rules out the other format's copy: no better on any axis.
-    assert order == [mild, healed]
+    # harsher is ruled out by mild's failure; neither the other format's copy nor the healed one
+    # is (a format rounds its own way; a heal changes quality, not shape): both pass, and the
+    # healed one, smaller on memory and faster, leaves the other format off the Pareto set.
+    assert order == [mild, other_format, healed]
     assert "harsher than vocab:12000 + int8 (onnx)" in search.skipped[harsher]
-    assert "no better than" in search.skipped[other_format]
     assert search.pareto() == [healed]
+
+
+def test_measured_figures_decide_the_goal_and_the_frontier():
+    small, big = Knobs("onnx", "int8", vocab=12000), Knobs("onnx", "int8")
+    search = _search({small: Estimate(15 * MIB, 50 * MIB, 60.0), big: Estimate(22 * MIB, 58 * MIB, 60.0)}, memory=64 * MIB)
+    first = search.next()
+    assert first == big and search.next() == small  # handed out in turn: neither is offered twice
+    assert search.next() is None
+    search.record(big, 0.99, True, Estimate(22 * MIB, 76 * MIB, 61.0))  # its floor said 58 MiB; it needs 76
+    search.record(small, 0.95, True, Estimate(16 * MIB, 60 * MIB, 61.0))
+    assert "measured: needs 76.0 MiB, over the 64.0 MiB it may use" == search.over[big]
+    assert search.pareto() == [small] and search.next() is None
 
 
 def test_harsher_is_a_partial_order_over_every_knob():

@@ -3,14 +3,20 @@
 A candidate is a point in the space of shrink and quantization settings (`Knobs`). Before any
 export, each has an `Estimate` (bytes, memory, phone latency: arithmetic and the latency
 model); a candidate whose estimate misses the goal is never exported. The rest are evaluated
-smallest first, and two rules stop the search early:
+simplest first (fewest knobs turned, then smallest), and two rules stop the search early:
 
 - **a failure rules out everything harsher**: if a candidate misses the quality floor, so will
   any candidate of the same format and heal that removes at least as much on every knob (fewer
   tokens, layers, neurons, heads; no more bits). Quality is assumed monotone in each knob: true
-  of every row in docs/benchmarks.md, and the one assumption the search makes;
-- **a pass rules out everything it beats**: once a candidate meets the floor, a candidate
-  whose estimate is no better on any of bytes, memory and latency cannot join the Pareto set.
+  of every row in docs/benchmarks.md, and the one assumption the search makes. Simplest first
+  is what makes this rule pay: one knob turned too far alone rules out every combination that
+  turns it as far;
+- **a pass rules out everything it beats**: once a candidate meets the floor and, as measured,
+  the goal, a candidate whose estimate (a floor under its real figures) is no better on any of
+  bytes, memory and latency cannot join the Pareto set.
+
+A candidate that meets the floor but, measured, needs more memory than its estimate promised
+rules out nothing: estimates are floors, and a floor says nothing about its neighbours' figures.
 """
 
 from dataclasses import dataclass, field
@@ -43,6 +49,11 @@ class Knobs:
         return (BITS[self.recipe] <= BITS[other.recipe] and at_most(self.vocab, other.vocab)
                 and at_most(self.layers, other.layers) and self.ffn <= other.ffn and self.heads <= other.heads
                 and at_most(self.seq, other.seq))
+
+    def turned(self) -> int:
+        """How many knobs move away from the teacher (a heal counts: it is the dearest to try)."""
+        return sum((self.recipe != "none", self.vocab is not None, self.layers is not None, self.ffn < 1, self.heads < 1,
+                    self.seq is not None, self.heal_seconds > 0))
 
     def describe(self) -> str:
         parts = [f"vocab:{self.vocab}" if self.vocab else "", f"layers={self.layers}" if self.layers else "",
@@ -87,9 +98,12 @@ class Search:
 
     goal: Goal
     estimates: dict[Knobs, Estimate]
-    passed: dict[Knobs, float] = field(default_factory=dict)  # evaluated, met the floor: its quality
-    failed: dict[Knobs, float] = field(default_factory=dict)  # evaluated, missed it
+    passed: dict[Knobs, float] = field(default_factory=dict)  # met the floor and, measured, the goal: its quality
+    failed: dict[Knobs, float] = field(default_factory=dict)  # evaluated, missed the floor
+    over: dict[Knobs, str] = field(default_factory=dict)  # met the floor, missed the goal as measured: why
+    measured: dict[Knobs, Estimate] = field(default_factory=dict)  # the artifact's real figures
     skipped: dict[Knobs, str] = field(default_factory=dict)  # never exported, and why
+    pending: set[Knobs] = field(default_factory=set)  # handed out by next(), not yet recorded
 
     def __post_init__(self) -> None:
         for knobs, estimate in self.estimates.items():
@@ -97,36 +111,58 @@ class Search:
             if why is not None:
                 self.skipped[knobs] = f"predicted: {why}"
 
-    def record(self, knobs: Knobs, quality: float, met: bool) -> None:
-        (self.passed if met else self.failed)[knobs] = quality
+    def record(self, knobs: Knobs, quality: float, met: bool, measured: Estimate | None = None) -> None:
+        """What the export measured: its quality, whether that meets the floor, and its figures
+        (without them, the estimate stands in)."""
+        self.pending.discard(knobs)
+        self.skipped.pop(knobs, None)
+        if measured is not None:
+            self.measured[knobs] = measured
+        if not met:
+            self.failed[knobs] = quality
+            return
+        why = self.goal.misses(self.figures(knobs))
+        if why is not None:
+            self.over[knobs] = f"measured: {why}"
+        else:
+            self.passed[knobs] = quality
+
+    def figures(self, knobs: Knobs) -> Estimate:
+        return self.measured.get(knobs, self.estimates[knobs])
 
     def next(self) -> Knobs | None:
-        """The smallest candidate still worth exporting, or None when the frontier is final."""
+        """The simplest candidate still worth exporting, or None when the frontier is final (or
+        every candidate left is pending)."""
         for knobs in sorted(self.estimates, key=self._order):
-            if knobs in self.passed or knobs in self.failed or knobs in self.skipped:
+            if knobs in self.pending or self.done(knobs) or knobs in self.skipped:
                 continue
             why = self._ruled_out(knobs)
             if why is None:
+                self.pending.add(knobs)
                 return knobs
             self.skipped[knobs] = why
         return None
 
+    def done(self, knobs: Knobs) -> bool:
+        return knobs in self.passed or knobs in self.failed or knobs in self.over
+
     def pareto(self) -> list[Knobs]:
-        """The candidates that met the floor and that no other such candidate beats on bytes,
-        memory and latency together; smallest first."""
+        """The candidates that met the floor and the goal and that no other such candidate beats
+        on bytes, memory and latency together; smallest first."""
         met = list(self.passed)
-        return sorted((k for k in met if not any(o != k and self.estimates[k].dominated_by(self.estimates[o])
-                                                    and self.estimates[k] != self.estimates[o] for o in met)), key=self._order)
+        f = self.figures
+        return sorted((k for k in met if not any(o != k and f(k).dominated_by(f(o)) and f(k) != f(o) for o in met)),
+                      key=lambda k: (f(k).bytes, f(k).memory, k.describe()))
 
     def _order(self, knobs: Knobs):
         e = self.estimates[knobs]
-        return (e.bytes, e.memory, e.latency_ms if e.latency_ms is not None else float("inf"), knobs.describe())
+        return (knobs.turned(), e.bytes, e.memory, e.latency_ms if e.latency_ms is not None else float("inf"), knobs.describe())
 
     def _ruled_out(self, knobs: Knobs) -> str | None:
         for bad in self.failed:
             if knobs.harsher_or_equal(bad):
                 return f"harsher than {bad.describe()}, which missed the floor"
         for good in self.passed:
-            if self.estimates[knobs].dominated_by(self.estimates[good]):
+            if self.estimates[knobs].dominated_by(self.figures(good)):
                 return f"no better than {good.describe()}, which met the floor"
         return None
