@@ -40,10 +40,12 @@ class Sizes:
         return self._tables(k) + self._linear(k) + self._rest(k)
 
     def bytes(self, k: Knobs) -> int:
-        """The floor: what lies outside the layers but the token and position tables (a pooler
-        the task never runs, say) may not be exported at all, so it is not counted."""
+        """The floor: what lies outside the layers but the token table (a pooler the task never
+        runs, say) may not be exported at all, nor every position row (an artifact that fixes
+        its sequence length may keep only the rows it can reach), so neither is counted."""
         layers = k.layers or self.layers
-        return int(self._tables(k) * TABLE[k.recipe] + self._linear(k) * LINEAR[k.recipe] + layers * self.layer_rest * 4)
+        tokens = self._vocab(k) * self.hidden
+        return int(tokens * TABLE[k.recipe] + self._linear(k) * LINEAR[k.recipe] + layers * self.layer_rest * 4)
 
     def _vocab(self, k: Knobs) -> int:
         return min(k.vocab or self.vocab, self.vocab)

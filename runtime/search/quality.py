@@ -29,6 +29,11 @@ class Measure:
     def meets(self, value: float, floor: float) -> bool:
         return value >= floor if self.higher_is_better else value <= floor
 
+    def show(self, value: float) -> str:
+        if self.task is Task.TEXT_GENERATION:
+            return f"{value:+.2%}"
+        return f"{value:.1%}" if self.task is Task.TEXT_CLASSIFICATION else f"{value:.4f}"
+
 
 MEASURES = {
     Task.FEATURE_EXTRACTION: Measure(Task.FEATURE_EXTRACTION, "cosine", True),

@@ -35,7 +35,7 @@ def rows(outcome) -> list[list[str]]:
         r = outcome.results[k]
         latency = f"{r['latency_ms']:.1f} ms" if r.get("latency_ms") else "-"
         table.append([k.describe(), mib(r["bytes"]), mib(r["model_rss"]), mib(r["model_rss"] + r["footprint"]), latency,
-                      f"{r['quality']:.4f}", status(outcome, k)])
+                      measure.show(r["quality"]), status(outcome, k)])
     return table
 
 
@@ -46,7 +46,7 @@ def summary(outcome) -> str:
     goal = outcome.search.goal
     latency = f" and {goal.max_latency_ms:g} ms" if goal.max_latency_ms else ""
     return (f"{outcome.device.id}: {mib(outcome.memory)} for the model and its runtime{latency}, {measure.name} {sign} "
-            f"{outcome.floor.value:g} on {outcome.held_out_lines} held-out lines. {c['considered']} candidates considered, "
+            f"{measure.show(outcome.floor.value).lstrip('+')} on {outcome.held_out_lines} held-out lines. {c['considered']} candidates considered, "
             f"{c['skipped_by_prediction']} skipped by prediction, {c['ruled_out']} ruled out by earlier results, "
             f"{c['exported']} exported" + (f" ({c['from_cache']} more from the cache)" if c["from_cache"] else "")
             + (f", {c['failed_to_export']} could not be exported" if c["failed_to_export"] else ""))
@@ -59,12 +59,12 @@ def closest(outcome) -> str:
     if over:
         k = min(over, key=lambda k: s.figures(k).memory)
         needs = s.figures(k).memory
-        return f"closest: {k.describe()}, {measure.name} {outcome.results[k]['quality']:.4f}, needs {mib(needs)} as measured, {mib(needs - outcome.memory)} over"
+        return f"closest: {k.describe()}, {measure.name} {measure.show(outcome.results[k]['quality'])}, needs {mib(needs)} as measured, {mib(needs - outcome.memory)} over"
     low = [k for k in s.failed if outcome.search.goal.misses(s.figures(k)) is None]
     if low:
         k = max(low, key=lambda k: s.failed[k] if measure.higher_is_better else -s.failed[k])
-        gap = abs(s.failed[k] - outcome.floor.value)
-        return f"closest: {k.describe()}, which fits, but its {measure.name} is {s.failed[k]:.4f}, {gap:.4f} short of the floor"
+        return (f"closest: {k.describe()}, which fits, but its {measure.name} is {measure.show(s.failed[k])} against the floor's "
+                f"{measure.show(outcome.floor.value).lstrip('+')}")
     k = min(s.estimates, key=lambda k: s.estimates[k].memory)
     needs = s.estimates[k].memory
     return f"closest: {k.describe()}, which needs at least {mib(needs)} by prediction, {mib(max(0, needs - outcome.memory))} over"
@@ -132,9 +132,10 @@ def budget_file(outcome, artifact: str) -> str:
     """A budget file pinning the chosen artifact: its size as found, and the memory goal on the phone."""
     r = outcome.results[outcome.chosen]
     size = (r["bytes"] + 2**20 // 10 - 1) // (2**20 // 10) / 10  # up to the next 0.1 MiB
+    measure = MEASURES[outcome.task]
     lines = ["# Written by pocketfit fit: the artifact it chose, pinned to what was found.",
-             f"# Run: pocketfit check --config {{this file}}   ({outcome.chosen.describe()}; {MEASURES[outcome.task].name} "
-             f"{r['quality']:.4f} on held-out text)", "",
+             f"# Run: pocketfit check --config {{this file}}   ({outcome.chosen.describe()}; {measure.name} "
+             f"{measure.show(r['quality'])} on held-out text)", "",
              "[limits]", "parity = true", f'size = "{size:.1f} MiB"', "",
              "[models.fit]", f'artifact = "{artifact}"', "",
              "[tiers.target]", f'devices = ["{outcome.device.id}"]', "[tiers.target.limits]",

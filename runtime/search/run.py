@@ -195,7 +195,7 @@ def _line(outcome: Outcome, k: Knobs) -> str:
     mib = lambda n: f"{n / 2**20:.1f} MiB"  # noqa: E731
     latency = f", {r['latency_ms']:.1f} ms predicted" if r.get("latency_ms") else ""
     return (f"{k.describe()}: {mib(r['bytes'])}, needs {mib(r['model_rss'] + r['footprint'])}{latency}, "
-            f"{MEASURES[outcome.task].name} {r['quality']:.4f}: {verdict}")
+            f"{MEASURES[outcome.task].name} {MEASURES[outcome.task].show(r['quality'])}: {verdict}")
 
 
 def _shrinkable_tasks():
