@@ -74,6 +74,10 @@ def main() -> None:
         head = why.split(":")[0] if why.startswith("predicted") else why.split(",")[0].split(" than ")[0]
         reasons[head] = reasons.get(head, 0) + 1
     print("why not exported: " + json.dumps(reasons))
+    for k in sorted(found.search.estimates, key=lambda k: k.format):  # the budget's point: int8 alone misses everywhere
+        if k.recipe == "int8" and not k.cuts() and not k.heal_seconds:
+            why = found.search.skipped.get(k) or found.search.over.get(k) or "fits"
+            print(f"int8 alone, {k.format}: {why}")
     if args.compare_ray:
         ray_found, ray_seconds = done["ray"]
         same = (ray_found.chosen == found.chosen)

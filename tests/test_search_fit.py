@@ -72,14 +72,16 @@ def test_a_search_to_the_end_whose_budget_file_check_passes(tiny_bert_dir, tmp_p
     assert result.returncode == 0, result.stderr
     found = json.loads((out / "fit.json").read_text())
     counts = found["counts"]
-    assert counts["considered"] == counts["skipped_by_prediction"] + counts["ruled_out"] + counts["exported"] + counts["failed_to_export"]
+    assert counts["considered"] == sum(counts[k] for k in ("skipped_by_prediction", "ruled_out", "below_in_torch", "exported",
+                                                           "failed_to_export"))
     chosen = next(c for c in found["candidates"] if c["status"] == "chosen")
     assert chosen["candidate"] == found["chosen"] == found["pareto"][0]
     assert chosen["measured"]["quality"] >= 0.95 and chosen["measured"]["parity_passed"]
     # the estimate is a floor under what was measured, so a skip on it is never wrong
     for c in found["candidates"]:
         if "measured" in c and "bytes" in c["measured"]:
-            assert c["estimate"]["bytes"] <= c["measured"]["bytes"], c
+            m = c["measured"]
+            assert c["estimate"]["bytes"] <= m["bytes"] and c["estimate"]["memory"] <= m["model_rss"] + m["footprint"], c
     assert (out / "fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     artifact = out / "chosen" / ("model.onnx" if "(onnx)" in found["chosen"] else "model.tflite")
     assert artifact.exists() and (out / "chosen" / "manifest.json").exists()
@@ -129,7 +131,7 @@ def test_a_search_killed_with_sigkill_resumes_without_redoing_finished_candidate
     assert found["counts"]["from_cache"] == len(reused) >= len(finished)
     after = _cached(out)
     assert all(after[name] == mtime for name, mtime in finished.items())  # not one was evaluated again
-    assert found["counts"]["exported"] == len(after) - len(reused) > 0
+    assert found["counts"]["evaluated_here"] == len(after) - len(reused) > 0
 
 
 def test_the_ray_executor_picks_what_the_local_one_picks(tiny_bert_dir, tmp_path):
@@ -141,7 +143,7 @@ def test_the_ray_executor_picks_what_the_local_one_picks(tiny_bert_dir, tmp_path
         assert result.returncode == 0, result.stderr
         picked[executor] = json.loads((out / "fit.json").read_text())
     assert picked["ray"]["chosen"] == picked["local"]["chosen"] is not None
-    assert picked["ray"]["counts"]["exported"] > 0
+    assert picked["ray"]["counts"]["evaluated_here"] > 0
 
 
 def test_the_text_splits_the_same_way_every_time_and_never_overlaps():

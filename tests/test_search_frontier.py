@@ -32,13 +32,29 @@ def test_a_pass_rules_out_every_candidate_it_beats_on_all_three_axes():
     a = Knobs("onnx", "int4", vocab=16000)
     b = Knobs("onnx", "int8", vocab=16000)
     c = Knobs("onnx", "int8")
-    d = Knobs("onnx", "fp16")  # one knob, like c, but bigger and slower than c will measure
+    d = Knobs("onnx", "fp16")
+    e = Knobs("onnx", "fp16", vocab=16000)  # two knobs, but bigger and slower than c will measure
     search = _search({a: Estimate(10 * MIB, 40 * MIB, 60.0), b: Estimate(15 * MIB, 45 * MIB, 50.0),
-                      c: Estimate(22 * MIB, 50 * MIB, 70.0), d: Estimate(44 * MIB, 80 * MIB, 90.0)})
-    order = _run(search, {a: 0.96, b: 0.98, c: 0.99, d: 1.0})
-    assert order == [c, a, b]  # one knob before two; d is beaten by c on every axis, so never exported
-    assert "no better than int8 (onnx)" in search.skipped[d]
-    assert search.pareto() == [a, b]  # b is bigger than a but faster; c is beaten by a
+                      c: Estimate(22 * MIB, 50 * MIB, 70.0), d: Estimate(44 * MIB, 80 * MIB, 90.0),
+                      e: Estimate(40 * MIB, 75 * MIB, 88.0)})
+    order = _run(search, {a: 0.96, b: 0.98, c: 0.99, d: 1.0, e: 1.0})
+    assert order == [d, c, b, a]  # one knob before two, the mildest of each level first; e is beaten by c
+    assert "no better than int8 (onnx)" in search.skipped[e]
+    assert search.pareto() == [a, b]  # b is bigger than a but faster; c, d are beaten by a
+
+
+def test_a_shape_below_the_floor_in_torch_rules_out_every_format_of_it_and_harsher():
+    trimmed = Knobs("tflite", "int8", vocab=12000)
+    search = _search({trimmed: Estimate(8 * MIB, 30 * MIB, 40.0), Knobs("pte", "int4", vocab=8000): Estimate(6 * MIB, 30 * MIB, 40.0),
+                      Knobs("onnx", "int8", vocab=16000): Estimate(9 * MIB, 40 * MIB, 40.0),
+                      Knobs("onnx", "int8", vocab=12000, heal_seconds=60): Estimate(8 * MIB, 40 * MIB, 40.0)})
+    assert search.next() == Knobs("onnx", "int8", vocab=16000)
+    search.record(Knobs("onnx", "int8", vocab=16000), 0.97, True)
+    assert search.next() == trimmed
+    search.record_structure(trimmed, 0.93)
+    # the pte candidate is harsher in shape in another format: out; the healed one is not a shape alone
+    assert search.next() == Knobs("onnx", "int8", vocab=12000, heal_seconds=60)
+    assert "harsher than vocab:12000 + fp32 (torch)" in search.skipped[Knobs("pte", "int4", vocab=8000)]
 
 
 def test_a_failure_rules_out_every_harsher_candidate_of_its_format_and_heal():
@@ -77,3 +93,16 @@ def test_harsher_is_a_partial_order_over_every_knob():
     assert not Knobs("onnx", "int4", layers=6, ffn=0.75, seq=256).harsher_or_equal(base)  # the whole vocabulary
     assert Knobs("onnx", "int8", vocab=16000, layers=6, ffn=0.75, seq=256).harsher_or_equal(Knobs("onnx", "int8"))
     assert base.describe() == "vocab:16000 + layers=6 + ffn=0.75 + seq=256 + int8 (onnx)"
+
+
+def test_a_runtime_seen_holding_its_whole_file_has_its_token_table_counted_from_then_on():
+    whole, trimmed = Knobs("pte", "int4"), Knobs("pte", "int4", vocab=12000)
+    other = Knobs("tflite", "int4", vocab=12000)  # another runtime: its table may stay on flash
+    search = _search({whole: Estimate(18 * MIB, 20 * MIB, 50.0, table=11 * MIB),
+                      trimmed: Estimate(13 * MIB, 19 * MIB, 50.0, table=5 * MIB),
+                      other: Estimate(13 * MIB, 12 * MIB, 50.0, table=5 * MIB)}, memory=23 * MIB)
+    assert search.next() == whole
+    search.record(whole, 0.96, True, Estimate(18 * MIB, 37 * MIB, 50.0))
+    search.holds_its_file(whole)  # 21 MiB of model for an 18 MiB file
+    assert "needs 24.0 MiB, over the 23.0 MiB" in search.skipped[trimmed] and "as int4 (pte) measured" in search.skipped[trimmed]
+    assert search.next() == other

@@ -4,8 +4,10 @@ from the latency model over the shape it would have.
 
 Bytes are a floor, not a guess at the file: a recipe stores at least this much per weight
 (scales and zero points counted, nothing for an exporter's overheads), and every weight is read
-by every call, so a model needs at least its bytes in memory to run at speed. That is what lets
-the search skip a candidate on an estimate without ever being wrong about it.
+by every call but the token table's rows (only a call's own tokens are looked up, and a runtime
+that maps the file leaves the rest on flash), so a model needs at least its bytes less that table
+in memory to run at speed. That is what lets the search skip a candidate on an estimate without
+ever being wrong about it.
 """
 
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ class Sizes:
     layer_rest: int  # one layer's norms
     tables_rest: int  # other tables and norms outside the layers (token types, embedding norm, final norm)
     untied_head: bool  # a decoder's output head with weights of its own
+    tied_head: bool = False  # a decoder whose output head is its token table: every row is read every step
 
     def parameters(self, k: Knobs) -> int:
         return self._tables(k) + self._linear(k) + self._rest(k)
@@ -46,6 +49,13 @@ class Sizes:
         layers = k.layers or self.layers
         tokens = self._vocab(k) * self.hidden
         return int(tokens * TABLE[k.recipe] + self._linear(k) * LINEAR[k.recipe] + layers * self.layer_rest * 4)
+
+    def resident(self, k: Knobs) -> int:
+        """The floor of what must be in memory to run at speed: every weight a call reads. A call
+        reads only its own tokens' rows of the token table, so a runtime that maps the file need
+        not hold the others; unless the table is also the output head, read whole every step."""
+        table = 0 if self.tied_head else int(self._vocab(k) * self.hidden * TABLE[k.recipe])
+        return self.bytes(k) - table
 
     def _vocab(self, k: Knobs) -> int:
         return min(k.vocab or self.vocab, self.vocab)
@@ -75,17 +85,19 @@ def sizes(module) -> Sizes:
     positions = families.get(module, family.position_embeddings) if family.position_embeddings else None
     head = families.get(module, family.output_embeddings) if family.output_embeddings else None
     untied = head is not None and head.weight.data_ptr() != words.weight.data_ptr()
+    tied = head is not None and not untied
     outside = count(module) - len(layers) * count(layer) - words.weight.numel() - (positions.weight.numel() if positions else 0)
     outside -= head.weight.numel() if untied else 0
     return Sizes(hidden=words.embedding_dim, vocab=words.num_embeddings, positions=positions.num_embeddings if positions else 0,
                  position_offset=family.position_offset, layers=len(layers), attention=attention, ffn=ffn,
-                 layer_rest=count(layer) - attention - ffn, tables_rest=outside, untied_head=untied)
+                 layer_rest=count(layer) - attention - ffn, tables_rest=outside, untied_head=untied,
+                 tied_head=tied)
 
 
 def estimate(s: Sizes, k: Knobs, footprint: int, latency_ms: float | None = None) -> Estimate:
-    """The floor of bytes, and of the memory on the phone: the weights and the runtime."""
-    size = s.bytes(k)
-    return Estimate(size, size + footprint, latency_ms)
+    """The floor of bytes, and of the memory on the phone: the weights a call reads, and the runtime."""
+    size, resident = s.bytes(k), s.resident(k)
+    return Estimate(size, resident + footprint, latency_ms, table=size - resident)
 
 
 def shape_of(s: Sizes, module, k: Knobs):

@@ -28,6 +28,7 @@ class Job:
     held_out: tuple[str, ...]  # the lines quality is judged on
     text: str | None = None  # the app's text (a file, minus the held-out lines) the steps measure and train on
     seq_len: int = 128
+    floor: float | None = None  # with it, a shape that misses it in torch is not exported
 
 
 def evaluate(job: Job) -> dict:
@@ -48,9 +49,15 @@ def evaluate(job: Job) -> dict:
     k = job.knobs
     teacher = _teacher(job.model, job.task)
     fmt, recipe = FORMATS[k.format](), RECIPES[k.recipe]
+    reference = _reference(job.model, job.task, job.held_out)
+    measure_of = quality.MEASURES[Task(job.task)]
     try:
         steps = _steps(job)
         student = shrink(teacher, *steps, text=Path(job.text) if job.text else None, export_as=(fmt, recipe)) if steps else teacher
+        if job.floor is not None and k.cuts() and not k.heal_seconds:  # a heal trains under this format's rounding: not a shape alone
+            before = _torch_quality(job, student, reference)
+            if not measure_of.meets(before, job.floor):
+                return {"torch_quality": before, "seconds": round(time.monotonic() - start, 1)}
         artifact = export(student, Path(job.folder), fmt, recipe)
     except (errors.ExportFailed, errors.UnsupportedCombination) as e:
         return {"error": str(e), "seconds": round(time.monotonic() - start, 1)}
@@ -59,11 +66,22 @@ def evaluate(job: Job) -> dict:
         return {"error": f"measuring failed: {m.outcome}: {m.detail}", "seconds": round(time.monotonic() - start, 1)}
     footprint = runtimes.footprint_of(m.runtime).footprint
     predicted = phone_figures(artifact.path, devices.load(job.device), seq_len=job.seq_len)
-    value = quality.score(Task(job.task), artifact.path, student.tokenizer, list(job.held_out),
-                          _reference(job.model, job.task, job.held_out))
+    value = quality.score(Task(job.task), artifact.path, student.tokenizer, list(job.held_out), reference)
     return {"artifact": str(artifact.path), "bytes": artifact.manifest.bytes, "model_rss": m.model_rss, "footprint": footprint,
             "latency_ms": predicted.get("p50_ms"), "quality": value, "parity_passed": artifact.manifest.parity.passed,
             "parameters": student.parameters, "runtime": m.runtime, "seconds": round(time.monotonic() - start, 1)}
+
+
+_SHAPES: dict = {}  # a worker's torch results by shape: every format and recipe of a shape shares one
+
+
+def _torch_quality(job: Job, student, reference) -> float:
+    shape = (job.model, job.task, job.held_out, job.knobs.structure())
+    if shape not in _SHAPES:
+        from . import quality
+
+        _SHAPES[shape] = quality.torch_score(student, list(job.held_out), reference)
+    return _SHAPES[shape]
 
 
 def _steps(job: Job) -> list:

@@ -66,6 +66,26 @@ def reference(teacher, lines: list[str]):
     return np.stack(rows).astype(np.float64)
 
 
+def torch_score(student, lines: list[str], ref) -> float:
+    """The shrunk model in torch, before any export rounds it: the same measure as `score`,
+    batched (padding is masked, so a batch gives each line's own result)."""
+    import torch
+
+    if student.task is Task.TEXT_GENERATION:
+        teacher_loss, tokens = ref
+        loss, _ = reference(student, lines)
+        return math.exp(loss / tokens) / math.exp(teacher_loss / tokens) - 1
+    graph = spec(student.task).graph(student)
+    rows = []
+    with torch.no_grad():
+        for i in range(0, len(lines), 32):
+            batch = student.tokenizer(lines[i:i + 32], padding=True, truncation=True,
+                                      max_length=min(_MAX_TOKENS, student.tokenizer.model_max_length), return_tensors="pt")
+            rows.append(graph.module(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).numpy())
+    got = np.concatenate(rows).reshape(len(lines), -1).astype(np.float64)
+    return _compare(student.task, ref, got)
+
+
 def score(task: Task, path, tokenizer, lines: list[str], ref) -> float:
     """The artifact at `path`, with the student's tokenizer, judged against `reference`."""
     runner = for_path(path).open(path)
@@ -76,6 +96,10 @@ def score(task: Task, path, tokenizer, lines: list[str], ref) -> float:
     limit = _fixed_length(runner) or _MAX_TOKENS
     got = np.stack([np.asarray(runner.run(conform(_encode(tokenizer, line, limit), runner.inputs))[0]).reshape(-1)
                     for line in lines]).astype(np.float64)
+    return _compare(task, ref, got)
+
+
+def _compare(task: Task, ref, got) -> float:
     if task is Task.TEXT_CLASSIFICATION:
         return float((got.argmax(1) == ref.argmax(1)).mean())
     cosine = (ref * got).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))

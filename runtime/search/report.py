@@ -30,12 +30,15 @@ def status(outcome, k: Knobs) -> str:
 def rows(outcome) -> list[list[str]]:
     measure = MEASURES[outcome.task]
     table = [["candidate", "bytes", "model RSS", "needs (with runtime)", f"p50 {outcome.device.id} (predicted)", measure.name, ""]]
-    evaluated = [k for k, r in outcome.results.items() if "error" not in r]
-    for k in sorted(evaluated, key=lambda k: (outcome.results[k]["bytes"], k.describe())):
+    exported = [k for k, r in outcome.results.items() if "bytes" in r]
+    for k in sorted(exported, key=lambda k: (outcome.results[k]["bytes"], k.describe())):
         r = outcome.results[k]
         latency = f"{r['latency_ms']:.1f} ms" if r.get("latency_ms") else "-"
         table.append([k.describe(), mib(r["bytes"]), mib(r["model_rss"]), mib(r["model_rss"] + r["footprint"]), latency,
                       measure.show(r["quality"]), status(outcome, k)])
+    judged = [k for k, r in outcome.results.items() if "torch_quality" in r]
+    for k in sorted(judged, key=lambda k: (outcome.search.estimates[k].bytes, k.describe())):
+        table.append([k.describe(), "-", "-", "-", "-", measure.show(outcome.results[k]["torch_quality"]) + " (torch)", "below floor, not exported"])
     return table
 
 
@@ -48,19 +51,21 @@ def summary(outcome) -> str:
     return (f"{outcome.device.id}: {mib(outcome.memory)} for the model and its runtime{latency}, {measure.name} {sign} "
             f"{measure.show(outcome.floor.value).lstrip('+')} on {outcome.held_out_lines} held-out lines. {c['considered']} candidates considered, "
             f"{c['skipped_by_prediction']} skipped by prediction, {c['ruled_out']} ruled out by earlier results, "
-            f"{c['exported']} exported" + (f" ({c['from_cache']} more from the cache)" if c["from_cache"] else "")
+            f"{c['below_in_torch']} below the floor in torch before export, {c['exported']} exported"
+            + (f" ({c['from_cache']} of these results from the cache of an earlier run)" if c["from_cache"] else "")
             + (f", {c['failed_to_export']} could not be exported" if c["failed_to_export"] else ""))
 
 
 def closest(outcome) -> str:
     """When nothing fits: the candidate that came nearest, and what it missed by."""
     s, measure = outcome.search, MEASURES[outcome.task]
-    over = [k for k in s.over]
+    over = list(s.over)
     if over:
         k = min(over, key=lambda k: s.figures(k).memory)
         needs = s.figures(k).memory
         return f"closest: {k.describe()}, {measure.name} {measure.show(outcome.results[k]['quality'])}, needs {mib(needs)} as measured, {mib(needs - outcome.memory)} over"
-    low = [k for k in s.failed if outcome.search.goal.misses(s.figures(k)) is None]
+    low = [k for k in s.failed if k in outcome.results and "quality" in outcome.results[k]
+           and outcome.search.goal.misses(s.figures(k)) is None]
     if low:
         k = max(low, key=lambda k: s.failed[k] if measure.higher_is_better else -s.failed[k])
         return (f"closest: {k.describe()}, which fits, but its {measure.name} is {measure.show(s.failed[k])} against the floor's "
@@ -103,7 +108,7 @@ def plot(outcome, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     seen = set()
     for k, r in outcome.results.items():
-        if "error" in r:
+        if "bytes" not in r:
             continue
         st = status(outcome, k)
         label = st if st not in seen else None

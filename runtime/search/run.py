@@ -59,11 +59,15 @@ class Outcome:
 
     @property
     def counts(self) -> dict[str, int]:
-        s = self.search
+        """considered = skipped by prediction + ruled out + below in torch + exported + failed to
+        export; from_cache and evaluated_here split the last three by which run did them."""
+        s, results = self.search, self.results.values()
         predicted = sum(1 for why in s.skipped.values() if why.startswith("predicted"))
-        return {"considered": len(s.estimates), "skipped_by_prediction": predicted,
-                "ruled_out": len(s.skipped) - predicted, "exported": len(self.results) - len(self.cached),
-                "from_cache": len(self.cached), "failed_to_export": sum(1 for r in self.results.values() if "error" in r)}
+        failed = sum(1 for r in results if "error" in r)
+        torch = sum(1 for r in results if "torch_quality" in r)
+        return {"considered": len(s.estimates), "skipped_by_prediction": predicted, "ruled_out": len(s.skipped) - predicted - failed,
+                "below_in_torch": torch, "exported": len(self.results) - torch - failed, "failed_to_export": failed,
+                "from_cache": len(self.cached), "evaluated_here": len(self.results) - len(self.cached)}
 
 
 def memory_for(budget: str | float, device) -> int:
@@ -150,7 +154,7 @@ def fit(model: str, device_ref: str, *, task, floor: Floor, budget: str = "25%",
             while True:
                 while len(running) < pool.slots and (k := search.next()) is not None:
                     job = Job(str(model), task.value, k, device_ref, str(output / "candidates" / key(k)[:16]), tuple(held_out),
-                              str(train_path) if train_path else None, seq_len)
+                              str(train_path) if train_path else None, seq_len, floor.value)
                     running[pool.submit(job)] = k
                 if not running:
                     break
@@ -180,15 +184,23 @@ def _record(outcome: Outcome, k: Knobs, result: dict, floor: Floor) -> None:
         search.pending.discard(k)
         search.skipped[k] = f"export failed: {result['error']}"
         return
+    if "torch_quality" in result:  # its shape missed the floor before export
+        search.record_structure(k, result["torch_quality"])
+        return
     measured = Estimate(result["bytes"], result["model_rss"] + result["footprint"], result["latency_ms"])
     met = MEASURES[outcome.task].meets(result["quality"], floor.value) and result["parity_passed"]
     search.record(k, result["quality"], met, measured)
+    if result["model_rss"] >= result["bytes"]:
+        search.holds_its_file(k)
 
 
 def _line(outcome: Outcome, k: Knobs) -> str:
     r = outcome.results[k]
+    measure = MEASURES[outcome.task]
     if "error" in r:
         return f"{k.describe()}: could not be exported: {r['error']}"
+    if "torch_quality" in r:
+        return f"{k.describe()}: {measure.name} {measure.show(r['torch_quality'])} in torch, before export: below the floor, not exported"
     s = outcome.search
     verdict = ("meets the floor and fits" if k in s.passed else s.over[k] if k in s.over
                else "below the floor" if r["parity_passed"] else "parity below the recipe's floor")
