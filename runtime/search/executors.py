@@ -8,6 +8,7 @@ fails does: the search goes on without it.
 """
 
 import concurrent.futures
+import logging
 import multiprocessing
 
 from pocketfit.errors import BadInput, EnvironmentLimit
@@ -41,7 +42,12 @@ class Processes:
 
     def __init__(self, jobs: int):
         self.slots = jobs
-        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+        # a spawned worker starts with default logging: it takes the levels the caller chose
+        # (the CLI quiets torch's and torchao's advice to their own developers)
+        levels = {name: logger.level for name, logger in logging.root.manager.loggerDict.items()
+                  if isinstance(logger, logging.Logger) and logger.level}
+        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                                            initializer=_set_levels, initargs=(levels,))
 
     def submit(self, job):
         return self._pool.submit(evaluate, job)
@@ -67,7 +73,10 @@ class Ray:
         self._ray = ray
         self._started = not ray.is_initialized()
         if self._started:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise EnvironmentLimit(f"--executor ray: cannot start or reach a Ray cluster{f' at {address}' if address else ''}: {e}") from e
         self.slots = jobs if jobs > 1 else max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._task = ray.remote(num_cpus=1, max_retries=0)(evaluate)
 
@@ -81,6 +90,11 @@ class Ray:
     def close(self) -> None:
         if self._started:
             self._ray.shutdown()
+
+
+def _set_levels(levels: dict[str, int]) -> None:
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _result(get) -> dict:
