@@ -683,7 +683,7 @@ _FLOORS = {  # option -> the task it measures, and its default there
 @click.argument("model")
 @click.option("--device", "device_ref", required=True, help="The phone: a built-in id (pocketfit devices) or a profile's .toml.")
 @click.option("--task", type=click.Choice([t.value for t in Task]), default=Task.FEATURE_EXTRACTION.value, show_default=True)
-@click.option("--format", "format_", default="onnx", show_default=True, metavar="F[,F...]|all",
+@click.option("--format", "format_", default="all", show_default=True, metavar="F[,F...]|all",
               help=f"The formats to search: {', '.join(sorted(FORMATS))}, a comma-separated list, or all.")
 @click.option("--min-cosine", type=float, help="feature-extraction: the floor on held-out text [default: 0.95].")
 @click.option("--min-label-agreement", type=float, help="text-classification: the floor on held-out text [default: 0.98].")

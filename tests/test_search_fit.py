@@ -56,14 +56,24 @@ def test_an_empty_or_short_text_file_is_refused(tiny_bert_dir, tmp_path):
 
 
 def test_nothing_fits_exits_1_naming_the_closest(tiny_bert_dir, tmp_path):
-    # 20 MiB for model and runtime: onnxruntime alone takes 35.9 MiB on the phone, so every
-    # candidate misses by prediction and none is exported
+    # 3 MiB for model and runtime: the smallest runtime, LiteRT, alone takes 3.8 MiB on the
+    # phone, so every candidate of every format misses by prediction and none is exported
     out = tmp_path / "out"
-    result = run_cli("fit", str(tiny_bert_dir), "--device", "galaxy-a04e", "--budget-share", "20 MiB", "-o", str(out))
-    assert_one_line_error(result, 1, "nothing fits galaxy-a04e within 20.0 MiB", "closest:", "by prediction", "over")
+    result = run_cli("fit", str(tiny_bert_dir), "--device", "galaxy-a04e", "--budget-share", "3 MiB", "-o", str(out))
+    assert_one_line_error(result, 1, "nothing fits galaxy-a04e within 3.0 MiB", "closest:", "(tflite), which needs at least",
+                          "by prediction", "over")
     found = json.loads((out / "fit.json").read_text())
     assert found["counts"]["exported"] == 0 and found["counts"]["skipped_by_prediction"] == found["counts"]["considered"] > 0
     assert found["chosen"] is None and not (out / "chosen").exists()
+
+
+def test_a_latency_target_no_candidate_can_meet_is_missed_by_prediction(tiny_bert_dir, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("fit", str(tiny_bert_dir), "--device", "galaxy-a04e", "--format", "onnx", "--max-latency-ms", "0.001", "-o", str(out))
+    assert_one_line_error(result, 1, "nothing fits galaxy-a04e", "ms predicted, over the 0.001 ms target")
+    found = json.loads((out / "fit.json").read_text())
+    assert found["counts"]["exported"] == 0
+    assert all("ms predicted, over the 0.001 ms target" in c["why_not_exported"] for c in found["candidates"])
 
 
 def test_a_search_to_the_end_whose_budget_file_check_passes(tiny_bert_dir, tmp_path):
@@ -95,7 +105,7 @@ def test_a_search_to_the_end_whose_budget_file_check_passes(tiny_bert_dir, tmp_p
 def test_every_task_has_its_measure_on_held_out_text(tiny_llama_dir, tiny_classifier_dir, tmp_path, model, task, floor):
     folder = {"tiny-llama": tiny_llama_dir, "tiny-classifier": tiny_classifier_dir}[model]
     out = tmp_path / "out"
-    result = run_cli("fit", str(folder), "--task", task, *floor, "--device", "galaxy-a15", "-o", str(out))
+    result = run_cli("fit", str(folder), "--task", task, *floor, "--device", "galaxy-a15", "--format", "onnx", "-o", str(out))
     assert result.returncode == 0, result.stderr
     found = json.loads((out / "fit.json").read_text())
     measured = {c["candidate"]: c["measured"]["quality"] for c in found["candidates"] if "measured" in c}
@@ -114,7 +124,8 @@ def _cached(out):
 
 def test_a_search_killed_with_sigkill_resumes_without_redoing_finished_candidates(tiny_bert_dir, app_text, tmp_path):
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "pocketfit", "fit", str(tiny_bert_dir), "--device", "galaxy-a04e", "--text", str(app_text), "-o", str(out)]
+    args = [sys.executable, "-m", "pocketfit", "fit", str(tiny_bert_dir), "--device", "galaxy-a04e", "--format", "onnx", "--text", str(app_text),
+            "-o", str(out)]
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while len(_cached(out)) < 3 and time.monotonic() < deadline and child.poll() is None:
@@ -139,7 +150,8 @@ def test_the_ray_executor_picks_what_the_local_one_picks(tiny_bert_dir, tmp_path
     picked = {}
     for executor in ("local", "ray"):
         out = tmp_path / executor
-        result = run_cli("fit", str(tiny_bert_dir), "--device", "galaxy-a04e", "--executor", executor, "--jobs", "2", "-o", str(out))
+        result = run_cli("fit", str(tiny_bert_dir), "--device", "galaxy-a04e", "--format", "onnx", "--executor", executor, "--jobs", "2",
+                         "-o", str(out))
         assert result.returncode == 0, result.stderr
         picked[executor] = json.loads((out / "fit.json").read_text())
     assert picked["ray"]["chosen"] == picked["local"]["chosen"] is not None

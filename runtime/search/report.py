@@ -70,9 +70,15 @@ def closest(outcome) -> str:
         k = max(low, key=lambda k: s.failed[k] if measure.higher_is_better else -s.failed[k])
         return (f"closest: {k.describe()}, which fits, but its {measure.name} is {measure.show(s.failed[k])} against the floor's "
                 f"{measure.show(outcome.floor.value).lstrip('+')}")
-    k = min(s.estimates, key=lambda k: s.estimates[k].memory)
-    needs = s.estimates[k].memory
-    return f"closest: {k.describe()}, which needs at least {mib(needs)} by prediction, {mib(max(0, needs - outcome.memory))} over"
+    goal = outcome.search.goal
+    latency = lambda k: s.estimates[k].latency_ms if s.estimates[k].latency_ms is not None else 0.0  # noqa: E731
+    k = min(s.estimates, key=lambda k: (max(0, s.estimates[k].memory - outcome.memory), latency(k)))
+    e = s.estimates[k]
+    if e.memory > outcome.memory:
+        return f"closest: {k.describe()}, which needs at least {mib(e.memory)} by prediction, {mib(e.memory - outcome.memory)} over"
+    if e.latency_ms is not None and goal.max_latency_ms is not None and e.latency_ms > goal.max_latency_ms:
+        return f"closest: {k.describe()}, {e.latency_ms:.1f} ms predicted, over the {goal.max_latency_ms:g} ms target"
+    return f"closest: {k.describe()}: {s.skipped.get(k, 'not evaluated')}"
 
 
 def to_dict(outcome) -> dict:
