@@ -55,6 +55,14 @@ def test_an_empty_or_short_text_file_is_refused(tiny_bert_dir, tmp_path):
     assert_one_line_error(result, 2, "has 2 non-empty lines")
 
 
+def test_a_model_that_cannot_be_exported_for_the_task_is_refused_once(tiny_bert_dir, tmp_path):
+    result = run_cli("fit", str(tiny_bert_dir), "--device", "galaxy-a04e", "--task", "text-generation", "-o", str(tmp_path / "out"))
+    assert_one_line_error(result, 2, "BertLMHeadModel cannot decode over a static KV cache")
+    # and shrinking it says why in one line, where it once raised AttributeError (exit 70)
+    shrunk = run_cli("export", str(tiny_bert_dir), "--task", "text-generation", "--shrink", "layers=1", "-o", str(tmp_path / "x"))
+    assert_one_line_error(shrunk, 2, "does not know how to shrink a BertLMHeadModel")
+
+
 def test_nothing_fits_exits_1_naming_the_closest(tiny_bert_dir, tmp_path):
     # 3 MiB for model and runtime: the smallest runtime, LiteRT, alone takes 3.8 MiB on the
     # phone, so every candidate of every format misses by prediction and none is exported

@@ -76,7 +76,13 @@ def of(module) -> Family:
     if kind not in FAMILIES:
         raise BadInput(f"pocketfit does not know how to shrink a {kind or type(module).__name__} model: "
                        f"it shrinks {', '.join(sorted(FAMILIES))} models")
-    return FAMILIES[kind]
+    family = FAMILIES[kind]
+    try:
+        get(module, family.layers)
+    except AttributeError:  # the family's weights under another head (a BERT loaded as a causal LM, say)
+        raise BadInput(f"pocketfit does not know how to shrink a {type(module).__name__}: it shrinks {kind} models laid out "
+                       f"with their layers at {family.layers}, and this one has none there") from None
+    return family
 
 
 def get(root, path: str):

@@ -122,8 +122,17 @@ def fit(model: str, device_ref: str, *, task, floor: Floor, budget: str = "25%",
         train_path, held_out = None, texts.calibration()
     with progress.step(f"Loading {model}"):
         teacher = _teacher(str(model), task.value)
+    from pocketfit.converter.tasks import spec
+
+    spec(task).graph(teacher)  # a model that cannot be exported for the task at all is refused here, not once per candidate
     shrinkable = task in _shrinkable_tasks()
-    sizes = _estimate.sizes(teacher.module) if shrinkable else None
+    sizes = None
+    if shrinkable:
+        try:
+            sizes = _estimate.sizes(teacher.module)
+        except BadInput as e:  # not a family pocketfit shrinks: quantization and formats only
+            shrinkable = False
+            progress.note(f"searching recipes and formats only: {e}")
     used = tokens_used(teacher.tokenizer, train) if text is not None and shrinkable else None
     layers = sizes.layers if sizes else 0
     knobs = grid(formats, task, layers, used, heal_seconds, shrinkable=shrinkable)
@@ -133,8 +142,9 @@ def fit(model: str, device_ref: str, *, task, floor: Floor, budget: str = "25%",
     estimates = {}
     for k in knobs:
         footprint = runtimes.footprint_of(FORMATS[k.format].runtime).footprint
-        if sizes is None:  # not shrinkable: nothing to predict from but the layout of the whole model
-            estimates[k] = Estimate(0, footprint, None)
+        if sizes is None:  # not shrinkable: where its tables are is not known, so every weight at the cheaper rate
+            cheapest = min(_estimate.LINEAR[k.recipe], _estimate.TABLE[k.recipe])
+            estimates[k] = Estimate(int(teacher.parameters * cheapest), footprint, None)
             continue
         latency = _estimate.phone_latency_ms(_estimate.shape_of(sizes, teacher.module, k), k, device, seq_len)
         estimates[k] = _estimate.estimate(sizes, k, footprint, latency)
