@@ -108,17 +108,19 @@ def test_a_search_to_the_end_whose_budget_file_check_passes(tiny_bert_dir, tmp_p
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-@pytest.mark.parametrize("model, task, floor", [("tiny-llama", "text-generation", ["--max-perplexity-increase", "5%"]),
-                                                ("tiny-classifier", "text-classification", ["--min-label-agreement", "0.9"])])
-def test_every_task_has_its_measure_on_held_out_text(tiny_llama_dir, tiny_classifier_dir, tmp_path, model, task, floor):
+@pytest.mark.parametrize("model, task, floor, formats", [
+    ("tiny-llama", "text-generation", ["--max-perplexity-increase", "5%"], "onnx,pte"),  # the KV cache as inputs, and as state
+    ("tiny-classifier", "text-classification", ["--min-label-agreement", "0.9"], "onnx")])
+def test_every_task_has_its_measure_on_held_out_text(tiny_llama_dir, tiny_classifier_dir, tmp_path, model, task, floor, formats):
     folder = {"tiny-llama": tiny_llama_dir, "tiny-classifier": tiny_classifier_dir}[model]
     out = tmp_path / "out"
-    result = run_cli("fit", str(folder), "--task", task, *floor, "--device", "galaxy-a15", "--format", "onnx", "-o", str(out))
+    result = run_cli("fit", str(folder), "--task", task, *floor, "--device", "galaxy-a15", "--format", formats, "-o", str(out))
     assert result.returncode == 0, result.stderr
     found = json.loads((out / "fit.json").read_text())
     measured = {c["candidate"]: c["measured"]["quality"] for c in found["candidates"] if "measured" in c}
     if task == "text-generation":  # the fp32 artifact's perplexity is the teacher's, token for token
-        assert abs(measured["fp32 (onnx)"]) < 1e-3 and any(k.startswith("layers=1") for k in measured)
+        assert abs(measured["fp32 (onnx)"]) < 1e-3 and abs(measured["fp32 (pte)"]) < 1e-3
+        assert any(k.startswith("layers=1") for k in measured)
         assert "perplexity increase <= 5.00%" in result.stdout
     else:  # a classifier is not shrunk: its candidates are the recipes
         assert measured["fp32 (onnx)"] == 1.0 and all("layers" not in k for k in measured)
