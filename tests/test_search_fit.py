@@ -155,6 +155,22 @@ def test_a_search_killed_with_sigkill_resumes_without_redoing_finished_candidate
     assert found["counts"]["evaluated_here"] == len(after) - len(reused) > 0
 
 
+def test_a_rerun_with_a_lower_floor_exports_what_the_stricter_one_judged_in_torch(tiny_bert_dir, app_text, tmp_path):
+    out = tmp_path / "out"
+    args = ("fit", str(tiny_bert_dir), "--device", "galaxy-a04e", "--format", "onnx", "--text", str(app_text), "-o", str(out))
+    strict = run_cli(*args, "--min-cosine", "0.999")
+    assert strict.returncode in (0, 1), strict.stderr
+    first = json.loads((out / "fit.json").read_text())
+    judged = {c["candidate"]: c["measured"]["torch_quality"] for c in first["candidates"] if "torch_quality" in c.get("measured", {})}
+    assert judged, "nothing was judged in torch at 0.999"
+    lower = min(judged.values()) - 0.01
+    loose = run_cli(*args, "--min-cosine", f"{lower:.4f}")
+    assert loose.returncode == 0, loose.stderr
+    second = {c["candidate"]: c for c in json.loads((out / "fit.json").read_text())["candidates"]}
+    for name in judged:  # every shape the strict run rejected in torch passes this floor there: each was exported now
+        assert "bytes" in second[name]["measured"] and not second[name]["measured"]["from_cache"], second[name]
+
+
 def test_the_ray_executor_picks_what_the_local_one_picks(tiny_bert_dir, tmp_path):
     pytest.importorskip("ray")
     picked = {}

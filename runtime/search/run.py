@@ -155,7 +155,10 @@ def fit(model: str, device_ref: str, *, task, floor: Floor, budget: str = "25%",
     for k in knobs:  # what an earlier run of this search finished
         path = cache / f"{key(k)}.json"
         if path.exists():
-            _record(outcome, k, json.loads(path.read_text(encoding="utf-8"))["result"], floor)
+            result = json.loads(path.read_text(encoding="utf-8"))["result"]
+            if "torch_quality" in result and MEASURES[task].meets(result["torch_quality"], floor.value):
+                continue  # judged in torch against a stricter floor than this one: it is exported this time
+            _record(outcome, k, result, floor)
             outcome.cached.add(k)
     pool = _executor(executor, jobs, ray_address)
     running: dict = {}
