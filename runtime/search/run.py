@@ -13,9 +13,14 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
+from pocketfit.converter import texts
+from pocketfit.converter.backends import FORMATS
+from pocketfit.converter.shrinking.objectives import OBJECTIVES
+from pocketfit.converter.tasks import spec
 from pocketfit.errors import BadInput
 from pocketfit.files import ensure_dir, write_text_atomic
 from pocketfit.progress import Progress, Silent
+from pocketfit.runtime import devices, runtimes
 
 from . import estimate as _estimate
 from .evaluate import Job, _teacher
@@ -101,88 +106,101 @@ def fit(model: str, device_ref: str, *, task, floor: Floor, budget: str = "25%",
     """Search `model`'s shrink x quantization x format space for what fits the phone within
     `budget` (the model and its runtime: a share of the phone's app budget, "25%" or 0.25, or a
     size, "64 MiB") at `floor`, writing artifacts and the cache under `output`."""
-    from pocketfit.converter import texts
-    from pocketfit.converter.backends import FORMATS
-    from pocketfit.runtime import runtimes
-
-    from pocketfit.runtime import devices
-
     device = devices.load(device_ref)
     memory = memory_for(budget, device)
     floor.check(task)
     ensure_dir(output)
-    if text is not None:
-        lines = texts.lines(text, "text file", MIN_TEXT_LINES)
-        train, held_out = split_text(lines)
-        train_path = output / "text" / "app-text.txt"
-        ensure_dir(train_path.parent)
-        write_text_atomic(train_path, "\n".join(train) + "\n")
-        write_text_atomic(output / "text" / "held-out.txt", "\n".join(held_out) + "\n")
-    else:  # nothing trims or trains: the built-in calibration texts, never verified on, judge quality
-        train_path, held_out = None, texts.calibration()
+    train_path, held_out = _texts(text, output)
     with progress.step(f"Loading {model}"):
         teacher = _teacher(str(model), task.value)
-    from pocketfit.converter.tasks import spec
-
     spec(task).graph(teacher)  # a model that cannot be exported for the task at all is refused here, not once per candidate
-    shrinkable = task in _shrinkable_tasks()
-    sizes = None
-    if shrinkable:
-        try:
-            sizes = _estimate.sizes(teacher.module)
-        except BadInput as e:  # not a family pocketfit shrinks: quantization and formats only
-            shrinkable = False
-            progress.note(f"searching recipes and formats only: {e}")
-    used = tokens_used(teacher.tokenizer, train) if text is not None and shrinkable else None
-    layers = sizes.layers if sizes else 0
-    knobs = grid(formats, task, layers, used, heal_seconds, shrinkable=shrinkable)
+    sizes = _sizes(teacher, progress)
+    used = tokens_used(teacher.tokenizer, texts.lines(train_path)) if train_path and sizes else None
+    knobs = grid(formats, task, sizes.layers if sizes else 0, used, heal_seconds, shrinkable=sizes is not None)
     if not knobs:
         raise BadInput(f"none of the formats {', '.join(formats)} can export {task.value}")
-    goal = Goal(memory, max_latency_ms)
-    estimates = {}
-    for k in knobs:
-        footprint = runtimes.footprint_of(FORMATS[k.format].runtime).footprint
-        if sizes is None:  # not shrinkable: where its tables are is not known, so every weight at the cheaper rate
-            cheapest = min(_estimate.LINEAR[k.recipe], _estimate.TABLE[k.recipe])
-            estimates[k] = Estimate(int(teacher.parameters * cheapest), footprint, None)
-            continue
-        latency = _estimate.phone_latency_ms(_estimate.shape_of(sizes, teacher.module, k), k, device, seq_len)
-        estimates[k] = _estimate.estimate(sizes, k, footprint, latency)
-    search = Search(goal, estimates)
+    search = Search(Goal(memory, max_latency_ms), {k: _estimate_of(k, sizes, teacher, device, seq_len) for k in knobs})
     key = _keyer(model, task, train_path, held_out, device, seq_len)
     cache = ensure_dir(output / ".cache")
     outcome = Outcome(search, {}, set(), device, task, floor, memory, len(held_out))
-    for k in knobs:  # what an earlier run of this search finished
-        path = cache / f"{key(k)}.json"
-        if path.exists():
-            result = json.loads(path.read_text(encoding="utf-8"))["result"]
-            if "torch_quality" in result and MEASURES[task].meets(result["torch_quality"], floor.value):
-                continue  # judged in torch against a stricter floor than this one: it is exported this time
-            _record(outcome, k, result, floor)
-            outcome.cached.add(k)
-    pool = _executor(executor, jobs, ray_address)
-    running: dict = {}
-    try:
-        with progress.step(f"Searching {len(knobs)} candidates ({len(search.skipped)} cannot fit by prediction)"):
-            while True:
-                while len(running) < pool.slots and (k := search.next()) is not None:
-                    job = Job(str(model), task.value, k, device_ref, str(output / "candidates" / key(k)[:16]), tuple(held_out),
-                              str(train_path) if train_path else None, seq_len, floor.value)
-                    running[pool.submit(job)] = k
-                if not running:
-                    break
-                for handle, result in pool.wait(list(running)):
-                    k = running.pop(handle)
-                    write_text_atomic(cache / f"{key(k)}.json", json.dumps({"knobs": dataclasses.asdict(k), "result": result}, indent=1) + "\n")
-                    _record(outcome, k, result, floor)
-                    progress.note(_line(outcome, k))
-                    done = len(outcome.results) - len(outcome.cached)
-                    progress.advance(done, done + len(running) + _open(search), "exported", "")
-    finally:
-        pool.close()
+    _resume(outcome, knobs, cache, key)
+
+    def job(k: Knobs) -> Job:
+        return Job(str(model), task.value, k, device_ref, str(output / "candidates" / key(k)[:16]), tuple(held_out),
+                   str(train_path) if train_path else None, seq_len, floor.value)
+
+    with progress.step(f"Searching {len(knobs)} candidates ({len(search.skipped)} cannot fit by prediction)"):
+        _drive(outcome, _executor(executor, jobs, ray_address), job, cache, key, progress)
     pareto = search.pareto()
     outcome.chosen = pareto[0] if pareto else None  # the smallest on disk of what fits
     return outcome
+
+
+def _texts(text: Path | None, output: Path) -> tuple[Path | None, list[str]]:
+    """The file the shrink steps may read, and the held-out lines; without text, the built-in
+    calibration sentences (never used to verify) judge quality and nothing trims or trains."""
+    if text is None:
+        return None, texts.calibration()
+    train, held_out = split_text(texts.lines(text, "text file", MIN_TEXT_LINES))
+    folder = ensure_dir(output / "text")
+    write_text_atomic(folder / "app-text.txt", "\n".join(train) + "\n")
+    write_text_atomic(folder / "held-out.txt", "\n".join(held_out) + "\n")
+    return folder / "app-text.txt", held_out
+
+
+def _sizes(teacher, progress: Progress):
+    """Where the teacher's parameters are, or None when pocketfit cannot shrink it (the task, or
+    the family): then the search is over recipes and formats only."""
+    if teacher.task not in OBJECTIVES:
+        return None
+    try:
+        return _estimate.sizes(teacher.module)
+    except BadInput as e:
+        progress.note(f"searching recipes and formats only: {e}")
+        return None
+
+
+def _estimate_of(k: Knobs, sizes, teacher, device, seq_len: int) -> Estimate:
+    footprint = runtimes.footprint_of(FORMATS[k.format].runtime).footprint
+    if sizes is None:  # where its tables are is not known: every weight at the cheaper of the two rates
+        cheapest = min(_estimate.LINEAR[k.recipe], _estimate.TABLE[k.recipe])
+        return Estimate(int(teacher.parameters * cheapest), footprint, None)
+    latency = _estimate.phone_latency_ms(_estimate.shape_of(sizes, teacher.module, k), k, device, seq_len)
+    return _estimate.estimate(sizes, k, footprint, latency)
+
+
+def _resume(outcome: Outcome, knobs: list[Knobs], cache: Path, key) -> None:
+    """What an earlier run of this search finished, recorded as if it had just arrived."""
+    for k in knobs:
+        path = cache / f"{key(k)}.json"
+        if not path.exists():
+            continue
+        result = json.loads(path.read_text(encoding="utf-8"))["result"]
+        if "torch_quality" in result and MEASURES[outcome.task].meets(result["torch_quality"], outcome.floor.value):
+            continue  # judged in torch against a stricter floor than this one: it is exported this time
+        _record(outcome, k, result, outcome.floor)
+        outcome.cached.add(k)
+
+
+def _drive(outcome: Outcome, pool, job, cache: Path, key, progress: Progress) -> None:
+    """Hand the executor the next candidates worth exporting until none is left; cache and record
+    each result as it arrives."""
+    search, running = outcome.search, {}
+    try:
+        while True:
+            while len(running) < pool.slots and (k := search.next()) is not None:
+                running[pool.submit(job(k))] = k
+            if not running:
+                return
+            for handle, result in pool.wait(list(running)):
+                k = running.pop(handle)
+                write_text_atomic(cache / f"{key(k)}.json", json.dumps({"knobs": dataclasses.asdict(k), "result": result}, indent=1) + "\n")
+                _record(outcome, k, result, outcome.floor)
+                progress.note(_line(outcome, k))
+                done = len(outcome.results) - len(outcome.cached)
+                progress.advance(done, done + len(running) + _open(search), "exported", "")
+    finally:
+        pool.close()
 
 
 def _open(search: Search) -> int:
@@ -221,12 +239,6 @@ def _line(outcome: Outcome, k: Knobs) -> str:
     latency = f", {r['latency_ms']:.1f} ms predicted" if r.get("latency_ms") else ""
     return (f"{k.describe()}: {mib(r['bytes'])}, needs {mib(r['model_rss'] + r['footprint'])}{latency}, "
             f"{MEASURES[outcome.task].name} {MEASURES[outcome.task].show(r['quality'])}: {verdict}")
-
-
-def _shrinkable_tasks():
-    from pocketfit.converter.shrinking.objectives import OBJECTIVES
-
-    return set(OBJECTIVES)
 
 
 def _keyer(model, task, train_path, held_out, device, seq_len):
