@@ -52,7 +52,7 @@ def summary(outcome) -> str:
             f"{measure.show(outcome.floor.value).lstrip('+')} on {outcome.held_out_lines} held-out lines. {c['considered']} candidates considered, "
             f"{c['skipped_by_prediction']} skipped by prediction, {c['ruled_out']} ruled out by earlier results, "
             f"{c['below_in_torch']} below the floor in torch before export, {c['exported']} exported"
-            + (f" ({c['from_cache']} of these results from the cache of an earlier run)" if c["from_cache"] else "")
+            + (f"; {c['from_cache']} results reused from an earlier run's cache" if c["from_cache"] else "")
             + (f", {c['failed_to_export']} could not be exported" if c["failed_to_export"] else ""))
 
 
